@@ -1,0 +1,7 @@
+"""Deep clustering estimators that drop in where scikit-learn's KMeans stands."""
+
+from skdeepclust._autoencoder_kmeans import AutoencoderKMeans
+
+__version__ = "0.1.0"
+
+__all__ = ["AutoencoderKMeans", "__version__"]

@@ -1,0 +1,352 @@
+"""The skorch layer: how every network of the package is trained.
+
+Each training phase of a method is one :class:`UnsupervisedNet` built by
+:func:`train_phase`. The data set is one float32 tensor already on the
+training device; a batch is ``(X[idx], idx)`` where ``idx`` are the sample
+indices, so whatever a method computed on the whole data set (target
+distributions, pseudo-labels, neighbour lists) is looked up per batch by
+index. Shuffles come from a seeded :class:`torch.Generator` that travels with
+the data set, never from the global random state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+from torch import nn
+
+from skdeepclust.exceptions import TrainingDivergedError
+
+__all__ = [
+    "IndexedTensorDataset",
+    "SliceIterator",
+    "UnsupervisedNet",
+    "NonFiniteLossGuard",
+    "ProgressBar",
+    "EveryNEpochs",
+    "StopTraining",
+    "stop_phase",
+    "train_phase",
+    "batched_apply",
+    "loss_history",
+]
+
+
+class IndexedTensorDataset(torch.utils.data.Dataset):
+    """A data set made of one tensor, whose items are ``(row, index)``.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, n_features)
+        The data, already on the training device.
+    generator : torch.Generator, default=None
+        Seeded CPU generator for the shuffles of the training iterator.
+    """
+
+    def __init__(self, X: torch.Tensor, generator: torch.Generator | None = None):
+        self.X = X
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+    def __getitem__(self, i):
+        return self.X[i], i
+
+
+class SliceIterator:
+    """Iterate over ``(X[idx], idx)`` batches by slicing a resident tensor.
+
+    The default ``DataLoader`` collates sample by sample; here a batch is a
+    single index-select on the device, with a seeded permutation per epoch.
+
+    Parameters
+    ----------
+    dataset : IndexedTensorDataset
+        The data set to iterate over.
+    batch_size : int
+        Rows per batch; the last batch may be smaller.
+    shuffle : bool, default=False
+        Draw a new permutation (from ``dataset.generator``) each epoch.
+    drop_last : bool, default=False
+        Drop a last batch smaller than ``batch_size``. It is never dropped
+        when it is the only batch.
+    """
+
+    def __init__(self, dataset: IndexedTensorDataset, batch_size: int, shuffle: bool = False,
+                 drop_last: bool = False):
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        if self.drop_last and n > self.batch_size:
+            return n // self.batch_size
+        return math.ceil(n / self.batch_size)
+
+    def __iter__(self):
+        X = self.dataset.X
+        n = X.shape[0]
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.dataset.generator).to(X.device)
+        else:
+            order = torch.arange(n, device=X.device)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield X[idx], idx
+
+
+class StopTraining(KeyboardInterrupt):
+    """Ends the current phase early, on purpose; raise it through :func:`stop_phase`.
+
+    It derives from ``KeyboardInterrupt`` because that is the signal skorch's
+    fit loop treats as "stop" (its own ``EarlyStopping`` raises it).
+    """
+
+
+def stop_phase(net) -> None:
+    """End the running phase of ``net`` after the current callback (a deliberate early stop)."""
+    net.stopped_early_ = True
+    raise StopTraining
+
+
+class UnsupervisedNet(NeuralNet):
+    """skorch ``NeuralNet`` for unsupervised objectives.
+
+    Differences from :class:`skorch.NeuralNet`:
+
+    * ``y`` of a batch is the tensor of sample indices; the criterion is
+      called as ``criterion_(y_pred, index, X)`` so it can look up per-sample
+      targets computed on the whole data set;
+    * batches come from :class:`SliceIterator` (no per-sample collation);
+    * the per-batch losses are kept on the device during an epoch and read
+      back once at its end (skorch reads each with ``.item()``, a device
+      synchronisation per batch on CUDA); the history is the same;
+    * no validation split, nothing printed.
+
+    Intended to be built through :func:`train_phase`.
+    """
+
+    def __init__(self, module, criterion, *, train_split=None, verbose=0, **kwargs):
+        super().__init__(module, criterion, train_split=train_split, verbose=verbose, **kwargs)
+
+    def get_iterator(self, dataset, training=False):
+        if isinstance(dataset, IndexedTensorDataset):
+            return SliceIterator(dataset, self.batch_size, shuffle=training,
+                                 drop_last=training and getattr(self, "drop_last", False))
+        return super().get_iterator(dataset, training=training)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        return self.criterion_(y_pred, y_true, X)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is None:
+            return
+        losses, sizes = [], []
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            losses.append(step["loss"].detach())
+            sizes.append(len(batch[1]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        # One host read per epoch instead of one per batch.
+        values = torch.stack(losses).float().cpu().tolist() if losses else []
+        for value, size in zip(values, sizes):
+            self.history.record_batch(prefix + "_loss", value)
+            self.history.record_batch(prefix + "_batch_size", size)
+        self.history.record(prefix + "_batch_count", len(losses))
+
+
+class NonFiniteLossGuard(Callback):
+    """Stop a phase with :class:`TrainingDivergedError` on a non-finite loss.
+
+    Parameters
+    ----------
+    phase : str
+        Name of the phase, quoted in the error.
+    remedy : str
+        What the user should change, quoted in the error.
+    """
+
+    def __init__(self, phase: str, remedy: str):
+        self.phase = phase
+        self.remedy = remedy
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1, "train_loss"]
+        if not math.isfinite(loss):
+            raise TrainingDivergedError(
+                f"The {self.phase} loss became {loss} at epoch {len(net.history)}; "
+                f"training was stopped. {self.remedy}"
+            )
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per phase, with the current loss (only built when verbose)."""
+
+    def __init__(self, phase: str, total: int):
+        self.phase = phase
+        self.total = total
+
+    def on_train_begin(self, net, **kwargs):
+        from tqdm.auto import tqdm
+
+        self.bar_ = tqdm(total=self.total, desc=self.phase, unit="epoch", leave=True)
+
+    def on_epoch_end(self, net, **kwargs):
+        self.bar_.update(1)
+        self.bar_.set_postfix(loss=f"{net.history[-1, 'train_loss']:.4g}")
+
+    def on_train_end(self, net, **kwargs):
+        self.bar_.close()
+
+
+class EveryNEpochs(Callback):
+    """Call ``fn(net, epoch)`` at the start of every ``every``-th epoch.
+
+    Epochs are counted from 1; ``fn`` runs before epochs 1, 1 + every,
+    1 + 2 * every, ... when ``at_start`` is true, otherwise after epochs
+    every, 2 * every, .... Used for target refreshes (centres, pseudo-labels,
+    neighbour graphs). ``fn`` may raise :class:`StopTraining` to end the
+    phase early.
+    """
+
+    def __init__(self, fn: Callable, every: int, at_start: bool = True):
+        self.fn = fn
+        self.every = every
+        self.at_start = at_start
+
+    def on_epoch_begin(self, net, **kwargs):
+        epoch = len(net.history)  # skorch has already appended this epoch's row
+        if self.at_start and (epoch - 1) % self.every == 0:
+            self.fn(net, epoch)
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = len(net.history)
+        if not self.at_start and epoch % self.every == 0:
+            self.fn(net, epoch)
+
+
+def train_phase(
+    module: nn.Module,
+    criterion: nn.Module,
+    X: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    generator: torch.Generator,
+    phase: str,
+    verbose: int = 0,
+    optimizer=torch.optim.Adam,
+    callbacks: Sequence[Callback] = (),
+    net_class: type[UnsupervisedNet] = UnsupervisedNet,
+    remedy: str = "Lower `lr`, or standardise the features (e.g. with StandardScaler).",
+    **net_kwargs,
+) -> UnsupervisedNet:
+    """Train ``module`` for one phase and return the fitted skorch net.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network, already initialised (phases share module instances).
+    criterion : torch.nn.Module
+        Called as ``criterion(y_pred, index, X_batch)``.
+    X : torch.Tensor of shape (n_samples, n_features)
+        Training data on the training device.
+    epochs : int
+        Number of epochs; 0 builds and initialises the net without training.
+    batch_size, lr : int, float
+        Mini-batch size and learning rate.
+    generator : torch.Generator
+        Seeded CPU generator for the shuffles.
+    phase : str
+        Name of the phase, for the progress bar and error messages.
+    verbose : int, default=0
+        Show a progress bar when >= 1.
+    optimizer : type, default=torch.optim.Adam
+        Optimizer class; ``optimizer__*`` keyword arguments are passed on.
+    callbacks : sequence of skorch callbacks, default=()
+        Extra callbacks. A callback may raise :class:`StopTraining` in
+        ``on_epoch_begin``/``on_epoch_end`` to end the phase early.
+    net_class : type, default=UnsupervisedNet
+        A subclass overriding skorch hooks (e.g. ``train_step``).
+    remedy : str
+        Advice quoted when the loss becomes non-finite.
+    **net_kwargs
+        Further parameters of ``net_class``.
+
+    Returns
+    -------
+    net : UnsupervisedNet
+        The trained net; ``net.history`` has one row per epoch run and
+        ``net.stopped_early_`` says whether a callback ended the phase.
+
+    Raises
+    ------
+    TrainingDivergedError
+        When the loss becomes NaN or infinite.
+    KeyboardInterrupt
+        Re-raised when training was interrupted (skorch swallows it).
+    """
+    all_callbacks = [("non_finite_guard", NonFiniteLossGuard(phase, remedy))]
+    if verbose >= 1 and epochs > 0:
+        all_callbacks.append(("progress", ProgressBar(phase, epochs)))
+    all_callbacks += [(f"cb{i}_{type(cb).__name__}", cb) for i, cb in enumerate(callbacks)]
+    device = X.device
+    net = net_class(
+        module,
+        criterion,
+        optimizer=optimizer,
+        lr=lr,
+        max_epochs=epochs,
+        batch_size=batch_size,
+        callbacks=all_callbacks,
+        device=device,
+        **net_kwargs,
+    )
+    net.initialize()
+    net.stopped_early_ = False
+    if epochs == 0:
+        return net
+    dataset = IndexedTensorDataset(X, generator)
+    net.partial_fit(dataset, None)
+    if len(net.history) < epochs and not net.stopped_early_:
+        # skorch's partial_fit swallows KeyboardInterrupt; an interrupted
+        # fit must not go on as if it had finished.
+        raise KeyboardInterrupt(f"training interrupted during the {phase} phase")
+    return net
+
+
+@torch.inference_mode()
+def batched_apply(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
+                  batch_size: int = 4096) -> torch.Tensor:
+    """Apply ``fn`` to ``X`` in row batches under ``torch.inference_mode`` and concatenate.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps a batch of rows to a tensor whose first dimension is the batch.
+    X : torch.Tensor of shape (n_samples, ...)
+        Input rows, on the device ``fn`` expects.
+    batch_size : int, default=4096
+        Rows per call.
+
+    Returns
+    -------
+    out : torch.Tensor
+        ``fn`` applied to all rows, on the device ``fn`` returned.
+    """
+    outs = [fn(X[i:i + batch_size]) for i in range(0, X.shape[0], batch_size)]
+    return torch.cat(outs) if outs else fn(X[:0])
+
+
+def loss_history(net) -> list[float]:
+    """Mean training loss of each epoch the net ran, as Python floats."""
+    return [float(v) for v in net.history[:, "train_loss"]] if len(net.history) else []

@@ -1,0 +1,427 @@
+"""The estimator machinery every method shares.
+
+:class:`BaseDeepClusterer` does, once, everything scikit-learn asks of a
+clustering estimator: parameter and data validation, device resolution,
+seeded training that leaves the caller's random state alone, the fitted
+attributes, batched inference, ``score``, feature names and tags. A method
+implements three hooks:
+
+* ``_fit(X, ctx)``: train on the float32 tensor ``X`` (already on
+  ``ctx.device``) and return a dict of fitted attributes (at least the
+  skorch net(s), ``history_`` and, for centre-based methods,
+  ``cluster_centers_``);
+* ``_embed(X)``: the embedding of a batch of rows (a tensor);
+* ``_cluster_scores(Z)``: an ``(n, n_clusters)`` tensor, higher meaning
+  "more likely in this cluster"; the default is the negative squared
+  distance to ``cluster_centers_``.
+
+``labels_`` and ``predict`` both go through ``_cluster_scores``, so
+``fit(X).predict(X)`` equals ``labels_``. Torch modules are reached through
+the fitted skorch nets only (``self.net_.module_``): skorch pickles them so a
+CUDA-trained estimator loads on a CPU-only machine.
+"""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skdeepclust._training import batched_apply, train_phase
+
+__all__ = ["BaseDeepClusterer", "ContinualClustererMixin", "FitContext"]
+
+_INFERENCE_BATCH = 4096
+
+
+def _seed_from(random_state) -> int:
+    """A 31-bit seed from ``random_state`` that never draws from NumPy's global RNG."""
+    if random_state is None:
+        return secrets.randbits(31)
+    if isinstance(random_state, Integral):
+        return int(random_state) % (2**31)
+    return int(random_state.randint(2**31 - 1))
+
+
+def _resolve_device(device) -> torch.device:
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a torch device; use 'auto', 'cpu' or 'cuda[:index]'."
+        ) from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but CUDA is not available; "
+                         "use device='auto' or 'cpu'.")
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu' or 'cuda'.")
+    return resolved
+
+
+@dataclass
+class FitContext:
+    """What a method's ``_fit`` needs besides the data: device, seeds, phase runner.
+
+    Attributes
+    ----------
+    seed : int
+        Seed of this fit (torch's global generator is forked and seeded with it).
+    device : torch.device
+        Training device.
+    generator : torch.Generator
+        CPU generator for shuffles and any other CPU draw.
+    device_generator : torch.Generator
+        Generator on ``device`` for augmentations and draws made there.
+    rng : numpy.random.RandomState
+        NumPy generator for scikit-learn helpers (k-means seeds...).
+    estimator : BaseDeepClusterer
+        The estimator being fitted (read its parameters, not its fitted state).
+    """
+
+    seed: int
+    device: torch.device
+    estimator: BaseDeepClusterer
+    generator: torch.Generator = field(init=False)
+    device_generator: torch.Generator = field(init=False)
+    rng: np.random.RandomState = field(init=False)
+
+    def __post_init__(self):
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.device_generator = torch.Generator(device=self.device).manual_seed(self.seed + 1)
+        self.rng = np.random.RandomState(self.seed)
+
+    def sub_seed(self) -> int:
+        """A fresh seed drawn from this fit's NumPy generator (for k-means, pynndescent...)."""
+        return int(self.rng.randint(2**31 - 1))
+
+    def train_phase(self, module, criterion, X, *, epochs, phase, lr=None, batch_size=None,
+                    **kwargs):
+        """:func:`skdeepclust._training.train_phase` with this fit's seed, verbosity,
+        ``batch_size`` (capped at the number of rows) and ``lr`` filled in."""
+        est = self.estimator
+        batch_size = est.batch_size if batch_size is None else batch_size
+        return train_phase(
+            module, criterion, X,
+            epochs=epochs,
+            batch_size=min(batch_size, X.shape[0]),
+            lr=est.lr if lr is None else lr,
+            generator=self.generator,
+            phase=phase,
+            verbose=est.verbose,
+            **kwargs,
+        )
+
+
+class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
+                        BaseEstimator):
+    """Base class of the deep clustering estimators (not for direct use).
+
+    Subclasses list their parameters in ``__init__`` (stored as given),
+    extend ``_parameter_constraints`` with ``{**BaseDeepClusterer._parameter_constraints,
+    ...}`` and implement ``_fit``, ``_embed`` and, when not centre-based,
+    ``_cluster_scores``. ``_proba`` enables :meth:`predict_proba`.
+
+    Dtype policy: inputs are validated to float32 (the networks' precision);
+    :meth:`transform` returns float32 whatever the input dtype.
+    """
+
+    _parameter_constraints: dict = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # ------------------------------------------------------------------ fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the networks on ``X`` and cluster it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data: finite real numbers, dense.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        with self._restore_on_failure():
+            X = self._validate_training_data(X, reset=True)
+            self._fit_from_scratch(X)
+        return self
+
+    def _validate_training_data(self, X, reset):
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=reset)
+        return X
+
+    def _fit_from_scratch(self, X):
+        self._check_params_vs_input(X)
+        device = _resolve_device(self.device)
+        seed = _seed_from(self.random_state)
+        with self._seeded(seed, device):
+            ctx = FitContext(seed=seed, device=device, estimator=self)
+            X_t = torch.as_tensor(X, device=device)
+            fitted = self._fit(X_t, ctx)
+            self._commit(fitted, device)
+            self.labels_ = self._labels_of(X_t, training=True)
+
+    @contextmanager
+    def _restore_on_failure(self):
+        """On any exception (``KeyboardInterrupt`` included), put back the previous state."""
+        saved = dict(vars(self))
+        try:
+            yield
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(saved)
+            raise
+
+    @staticmethod
+    @contextmanager
+    def _seeded(seed, device):
+        """Fork torch's RNG (CPU, and the CUDA device in use) and seed it."""
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+    def _check_params_vs_input(self, X):
+        """Checks that need the data or go beyond one parameter's constraint."""
+        n_samples = X.shape[0]
+        if n_samples < self.n_clusters:
+            raise ValueError(
+                f"n_samples={n_samples} should be >= n_clusters={self.n_clusters}."
+            )
+        sizes = list(self.hidden_layer_sizes)
+        if not all(isinstance(h, Integral) and not isinstance(h, bool) and h >= 1
+                   for h in sizes):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        _resolve_device(self.device)
+
+    def _commit(self, fitted: dict, device: torch.device):
+        for name, value in fitted.items():
+            setattr(self, name, value)
+        if "cluster_centers_" in fitted:
+            self.cluster_centers_ = np.asarray(fitted["cluster_centers_"], dtype=np.float32)
+            self._centers_all = self.cluster_centers_
+        self.device_ = str(device)
+        history = fitted.get("history_", {})
+        self.n_iter_ = fitted.get("n_iter_", sum(len(v) for v in history.values()))
+        self._n_features_out = self.embedding_dim
+
+    def _labels_of(self, X_t, training=False):
+        """Hard labels through the same path as :meth:`predict`; sets the active clusters."""
+        scores = batched_apply(lambda xb: self._cluster_scores(self._embed(xb)),
+                               X_t.to(self._inference_device()), _INFERENCE_BATCH)
+        if training:
+            used = torch.unique(scores.argmax(dim=1)).cpu().numpy()
+            if len(used) < scores.shape[1]:
+                warnings.warn(
+                    f"{type(self).__name__} found {len(used)} non-empty clusters out of "
+                    f"n_clusters={self.n_clusters}; the empty ones were dropped, so labels "
+                    f"are 0..{len(used) - 1}. Try fewer clusters or more epochs.",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+            self._active_clusters = used
+            if getattr(self, "_centers_all", None) is not None:
+                self.cluster_centers_ = self._centers_all[used]
+        active = torch.as_tensor(self._active_clusters, device=scores.device)
+        return scores[:, active].argmax(dim=1).cpu().numpy().astype(np.int64)
+
+    # ------------------------------------------------------------ inference
+
+    def _inference_device(self) -> torch.device:
+        net = getattr(self, "net_", None)
+        if net is not None:
+            return torch.device(net.device)
+        return torch.device(self.device_)
+
+    def _check_test_data(self, X):
+        check_is_fitted(self, "labels_")
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        return torch.as_tensor(X, device=self._inference_device())
+
+    def _eval_mode(self):
+        for net in self._nets():
+            net.module_.eval()
+
+    def _nets(self):
+        return [v for k, v in vars(self).items() if k.endswith("net_") and hasattr(v, "module_")]
+
+    def predict(self, X):
+        """Predict the closest cluster of each sample in ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New data.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), dtype=int64
+            Index of the cluster each sample belongs to.
+        """
+        X_t = self._check_test_data(X)
+        self._eval_mode()
+        return self._labels_of(X_t)
+
+    def transform(self, X):
+        """Embed ``X`` in the learned space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New data.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, embedding_dim), dtype=float32
+            The embedding; columns are named by :meth:`get_feature_names_out`.
+        """
+        X_t = self._check_test_data(X)
+        self._eval_mode()
+        return batched_apply(self._embed, X_t, _INFERENCE_BATCH).float().cpu().numpy()
+
+    def _has_proba(self):
+        return callable(getattr(self, "_proba", None))
+
+    @available_if(_has_proba)
+    def predict_proba(self, X):
+        """Soft cluster assignments of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_clusters_found), dtype=float32
+            Probability of each (non-empty) cluster; rows sum to 1 and the
+            argmax equals :meth:`predict`.
+        """
+        X_t = self._check_test_data(X)
+        self._eval_mode()
+        q = batched_apply(lambda xb: self._proba(self._embed(xb)), X_t, _INFERENCE_BATCH)
+        q = q[:, torch.as_tensor(self._active_clusters, device=q.device)]
+        q = q / q.sum(dim=1, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny)
+        return q.float().cpu().numpy()
+
+    def score(self, X, y=None):
+        """Opposite of the mean squared distance of ``X`` to its closest centre, in embedding space.
+
+        Higher is better; it needs no labels. It compares fits of the same
+        estimator on the same data (e.g. seeds); across ``n_clusters`` it
+        rises with the number of clusters, as k-means' inertia falls.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+        """
+        Z = torch.as_tensor(self.transform(X))
+        centers = torch.as_tensor(np.asarray(self.cluster_centers_, dtype=np.float32))
+        return -float(torch.cdist(Z, centers).pow(2).min(dim=1).values.mean())
+
+    def _cluster_scores(self, Z):
+        # All n_clusters centres, in the order of the scores (empty ones included).
+        centers = torch.as_tensor(self._centers_all, device=Z.device, dtype=Z.dtype)
+        return -torch.cdist(Z, centers).pow(2)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        tags.non_deterministic = False
+        return tags
+
+
+class ContinualClustererMixin:
+    """``partial_fit`` after :class:`~sklearn.cluster.MiniBatchKMeans`.
+
+    The first call (or the first after ``fit`` discarded the state) validates
+    and initialises; later calls check the feature count and continue. One
+    NumPy generator is carried across calls, so the same seed and chunks
+    give the same result. ``n_steps_`` counts the calls. Subclasses
+    implement ``_partial_fit(X, ctx, first_call)`` returning a dict of
+    fitted attributes, like ``_fit``.
+    """
+
+    def partial_fit(self, X, y=None):
+        """Update the model with one chunk (or task) of data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The chunk. The first chunk needs at least ``n_clusters`` rows.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        first_call = not hasattr(self, "n_steps_")
+        if first_call:
+            self._validate_params()
+        with self._restore_on_failure():
+            X = self._validate_training_data(X, reset=first_call)
+            if first_call:
+                self._check_params_vs_input(X)
+                self._partial_rng = np.random.RandomState(_seed_from(self.random_state))
+                self.n_steps_ = 0
+            device = (_resolve_device(self.device) if first_call
+                      else self._inference_device())
+            seed = int(self._partial_rng.randint(2**31 - 1))
+            with self._seeded(seed, device):
+                ctx = FitContext(seed=seed, device=device, estimator=self)
+                X_t = torch.as_tensor(X, device=device)
+                fitted = self._partial_fit(X_t, ctx, first_call)
+                self._commit(fitted, device)
+                self.labels_ = self._labels_of(X_t, training=True)
+            self.n_steps_ += 1
+        return self
+
+    def _fit_from_scratch(self, X):
+        # ``fit`` is one run from scratch: forget any partial_fit state.
+        for name in ("n_steps_", "_partial_rng"):
+            vars(self).pop(name, None)
+        super()._fit_from_scratch(X)

@@ -1,0 +1,166 @@
+"""Network building blocks for feature vectors: MLPs, an MLP autoencoder, heads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["MLP", "MLPAutoencoder", "ClusteringHead", "xavier_init", "copy_module"]
+
+
+class MLP(nn.Sequential):
+    """Multi-layer perceptron ``in -> hidden... -> out``.
+
+    Each hidden layer is ``Linear -> [BatchNorm1d] -> activation``; the output
+    layer is linear unless ``output_activation`` is given.
+
+    Parameters
+    ----------
+    in_features : int
+        Input width.
+    hidden_layer_sizes : sequence of int
+        Widths of the hidden layers (may be empty: a single linear map).
+    out_features : int
+        Output width.
+    batch_norm : bool, default=False
+        Insert ``BatchNorm1d`` after each hidden ``Linear``.
+    activation : type, default=torch.nn.ReLU
+        Hidden activation class.
+    output_activation : torch.nn.Module, default=None
+        Appended after the output layer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.nn import MLP
+    >>> MLP(4, [8, 8], 2)(torch.zeros(3, 4)).shape
+    torch.Size([3, 2])
+    """
+
+    def __init__(self, in_features: int, hidden_layer_sizes: Sequence[int], out_features: int,
+                 *, batch_norm: bool = False, activation: type[nn.Module] = nn.ReLU,
+                 output_activation: nn.Module | None = None):
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in hidden_layer_sizes:
+            layers.append(nn.Linear(width, h))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(activation())
+            width = h
+        layers.append(nn.Linear(width, out_features))
+        if output_activation is not None:
+            layers.append(output_activation)
+        super().__init__(*layers)
+        self.in_features = in_features
+        self.out_features = out_features
+
+
+class MLPAutoencoder(nn.Module):
+    """Symmetric MLP autoencoder ``D -> hidden -> d -> reversed(hidden) -> D``.
+
+    The bottleneck and the output are linear: standardised inputs need a
+    signed reconstruction, and a ReLU on the code would confine it to the
+    positive orthant.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width ``D``.
+    hidden_layer_sizes : sequence of int
+        Encoder widths; the decoder mirrors them.
+    embedding_dim : int
+        Code width ``d``.
+    batch_norm : bool, default=False
+        BatchNorm after each hidden layer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.nn import MLPAutoencoder
+    >>> ae = MLPAutoencoder(6, [16, 8], 2)
+    >>> z, x_hat = ae(torch.zeros(5, 6))
+    >>> tuple(z.shape), tuple(x_hat.shape)
+    ((5, 2), (5, 6))
+    """
+
+    def __init__(self, n_features: int, hidden_layer_sizes: Sequence[int], embedding_dim: int,
+                 *, batch_norm: bool = False):
+        super().__init__()
+        hidden = list(hidden_layer_sizes)
+        self.encoder = MLP(n_features, hidden, embedding_dim, batch_norm=batch_norm)
+        self.decoder = MLP(embedding_dim, hidden[::-1], n_features, batch_norm=batch_norm)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)
+        return z, self.decoder(z)
+
+
+class ClusteringHead(nn.Module):
+    """MLP ending in a softmax over ``n_clusters`` (soft assignments).
+
+    Parameters
+    ----------
+    in_features : int
+        Input (embedding) width.
+    hidden_layer_sizes : sequence of int
+        Hidden widths; each hidden layer is ``Linear -> BatchNorm1d -> ReLU``.
+    n_clusters : int
+        Number of outputs.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.nn import ClusteringHead
+    >>> q = ClusteringHead(3, [8], 4)(torch.randn(5, 3))
+    >>> torch.allclose(q.sum(1), torch.ones(5))
+    True
+    """
+
+    def __init__(self, in_features: int, hidden_layer_sizes: Sequence[int], n_clusters: int):
+        super().__init__()
+        self.logits = MLP(in_features, hidden_layer_sizes, n_clusters, batch_norm=True)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(z), dim=1)
+
+
+def xavier_init(module: nn.Module) -> nn.Module:
+    """Xavier-uniform weights and zero biases for every ``Linear`` of ``module``.
+
+    Draws from torch's global generator, which the estimators fork and seed
+    around a fit.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skdeepclust.nn import xavier_init
+    >>> float(xavier_init(nn.Linear(3, 2)).bias.abs().sum())
+    0.0
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def copy_module(module: nn.Module, requires_grad: bool = False) -> nn.Module:
+    """A deep copy of ``module`` (e.g. an EMA target network), gradients off by default.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skdeepclust.nn import copy_module
+    >>> target = copy_module(nn.Linear(2, 2))
+    >>> any(p.requires_grad for p in target.parameters())
+    False
+    """
+    import copy
+
+    clone = copy.deepcopy(module)
+    for p in clone.parameters():
+        p.requires_grad_(requires_grad)
+    return clone

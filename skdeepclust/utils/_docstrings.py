@@ -1,0 +1,100 @@
+"""Parameter and attribute texts shared by every estimator's docstring.
+
+A method's docstring writes ``{n_clusters}`` (etc.) where the shared text
+goes, and the class is decorated with :func:`fill_doc`.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+__all__ = ["fill_doc", "SHARED_DOCS"]
+
+SHARED_DOCS = {
+    "n_clusters": """n_clusters : int, default=8
+    The number of clusters to form.""",
+    "embedding_dim": """embedding_dim : int, default={embedding_dim_default}
+    Width of the learned embedding (the columns of :meth:`transform`).""",
+    "hidden_layer_sizes": """hidden_layer_sizes : tuple of int, default={hidden_default}
+    Widths of the encoder's hidden layers, as in ``MLPClassifier``; the
+    decoder, where there is one, mirrors them.""",
+    "batch_size": """batch_size : int, default={batch_size_default}
+    Rows per mini-batch (capped at the number of samples).""",
+    "lr": """lr : float, default={lr_default}
+    Learning rate of the Adam optimiser.""",
+    "pretrain_epochs": """pretrain_epochs : int, default={pretrain_epochs_default}
+    Epochs of autoencoder pretraining (reconstruction only).""",
+    "max_epochs": """max_epochs : int, default={max_epochs_default}
+    Epochs of the main clustering phase.""",
+    "device": """device : str or torch.device, default="auto"
+    Where the networks train: ``"auto"`` takes CUDA when available, else
+    the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``... are used as given.""",
+    "random_state": """random_state : int, RandomState instance or None, default=None
+    Seeds weight initialisation, shuffles, augmentations and k-means. With
+    an int, a fit on CPU repeats bit for bit; the caller's global NumPy,
+    torch and Python random states are never changed.""",
+    "verbose": """verbose : int, default=0
+    0 prints nothing; 1 or more shows a progress bar per training phase
+    with the current loss.""",
+    "fitted_attributes": """labels_ : ndarray of shape (n_samples,), dtype=int64
+    Cluster of each training sample, in ``0 .. k - 1`` with no unused id
+    (``k <= n_clusters``; ``k < n_clusters`` only when a cluster ended
+    empty, with a warning). Equal to ``predict`` on the training data.
+n_iter_ : int
+    Epochs run, summed over all training phases.
+history_ : dict of str to list of float
+    Mean training loss of each epoch, per phase.
+device_ : str
+    The device the networks were trained on.
+n_features_in_ : int
+    Number of features seen during :term:`fit`.
+feature_names_in_ : ndarray of shape (n_features_in_,)
+    Names of features seen during :term:`fit`, when ``X`` has string
+    column names.""",
+}
+
+
+def fill_doc(**defaults):
+    """Class decorator filling ``{name}`` placeholders of the docstring.
+
+    Parameters
+    ----------
+    **defaults
+        Values for the ``*_default`` fields of the shared texts (for
+        example ``embedding_dim_default=10``).
+
+    Returns
+    -------
+    decorator : callable
+
+    Examples
+    --------
+    >>> from skdeepclust.utils._docstrings import fill_doc
+    >>> @fill_doc()
+    ... class A:
+    ...     '''Parameters
+    ...     ----------
+    ...     {n_clusters}
+    ...     '''
+    >>> "number of clusters" in A.__doc__
+    True
+    """
+
+    def decorate(cls):
+        doc = cls.__doc__
+        fields = {}
+        for key, text in SHARED_DOCS.items():
+            placeholder = "{" + key + "}"
+            if placeholder not in doc:
+                continue
+            text = text.format(**defaults) if "_default}" in text else text
+            # Indent continuation lines like the line holding the placeholder.
+            line = next(ln for ln in doc.splitlines() if placeholder in ln)
+            indent = line[: len(line) - len(line.lstrip())]
+            fields[key] = textwrap.indent(text, indent)[len(indent):]
+        for key, text in fields.items():
+            doc = doc.replace("{" + key + "}", text)
+        cls.__doc__ = doc
+        return cls
+
+    return decorate

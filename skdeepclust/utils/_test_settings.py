@@ -1,0 +1,19 @@
+"""Tiny settings per estimator, so the common checks run in seconds.
+
+A new estimator adds one entry here; ``tests/test_common.py`` finds it
+through :func:`skdeepclust.utils.all_estimators`.
+"""
+
+TINY_PARAMS = {
+    "AutoencoderKMeans": dict(hidden_layer_sizes=(16,), embedding_dim=2, pretrain_epochs=3,
+                              batch_size=32, n_init=2),
+}
+
+# Checks an estimator is expected to fail, each with its reason (also in the docs).
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {}
+
+
+def tiny_instance(cls, **overrides):
+    """An instance of ``cls`` with its tiny test settings and a fixed seed."""
+    params = {**TINY_PARAMS.get(cls.__name__, {}), "random_state": 0, **overrides}
+    return cls(**params)
