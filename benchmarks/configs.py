@@ -1,0 +1,9 @@
+"""Estimator configurations benchmarked by ``quality.py`` (one entry per row of its table).
+
+Each method adds its rows here: label -> (estimator class name in skdeepclust, parameters).
+Parameters are the defaults a user gets unless a row says otherwise (ablations).
+"""
+
+QUALITY_CONFIGS = {
+    "AutoencoderKMeans": ("AutoencoderKMeans", {}),
+}
