@@ -254,6 +254,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
                     stacklevel=3,
                 )
             self._active_clusters = used
+            self.n_clusters_ = len(used)
             if getattr(self, "_centers_all", None) is not None:
                 self.cluster_centers_ = self._centers_all[used]
         active = torch.as_tensor(self._active_clusters, device=scores.device)

@@ -40,6 +40,8 @@ SHARED_DOCS = {
     Cluster of each training sample, in ``0 .. k - 1`` with no unused id
     (``k <= n_clusters``; ``k < n_clusters`` only when a cluster ended
     empty, with a warning). Equal to ``predict`` on the training data.
+n_clusters_ : int
+    Number of clusters found: ``n_clusters`` unless some ended empty.
 n_iter_ : int
     Epochs run, summed over all training phases.
 history_ : dict of str to list of float
