@@ -157,9 +157,11 @@ class UnsupervisedNet(NeuralNet):
             self.notify("on_batch_end", batch=batch, training=training, **step)
         # One host read per epoch instead of one per batch.
         values = torch.stack(losses).float().cpu().tolist() if losses else []
-        for value, size in zip(values, sizes):
-            self.history.record_batch(prefix + "_loss", value)
-            self.history.record_batch(prefix + "_batch_size", size)
+        # skorch opened one history row per batch (on_batch_begin); fill them in order.
+        rows = self.history[-1]["batches"][len(self.history[-1]["batches"]) - len(values):]
+        for row, value, size in zip(rows, values, sizes):
+            row[prefix + "_loss"] = value
+            row[prefix + "_batch_size"] = size
         self.history.record(prefix + "_batch_count", len(losses))
 
 

@@ -1,0 +1,301 @@
+"""The estimator contract of BaseDeepClusterer, exercised through every estimator."""
+
+import pickle
+import random
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import clone
+from sklearn.datasets import make_blobs
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skdeepclust import AutoencoderKMeans
+from skdeepclust.exceptions import TrainingDivergedError
+from skdeepclust.losses import ReconstructionCriterion
+from skdeepclust.utils import all_estimators
+from skdeepclust.utils._test_settings import tiny_instance
+
+ESTIMATOR_CLASSES = [cls for _, cls in all_estimators()]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(n_samples=120, centers=3, n_features=4, cluster_std=0.5, random_state=0)
+    return X.astype(np.float32), y
+
+
+@pytest.fixture(scope="module", params=ESTIMATOR_CLASSES, ids=lambda c: c.__name__)
+def fitted(request, blobs):
+    X, _ = blobs
+    return tiny_instance(request.param, n_clusters=3).fit(X)
+
+
+def _fitted_state(est):
+    return {k: v for k, v in vars(est).items() if k.endswith("_") and not k.startswith("__")}
+
+
+# ------------------------------------------------------------------ reproducibility
+
+
+@pytest.mark.parametrize("cls", ESTIMATOR_CLASSES, ids=lambda c: c.__name__)
+def test_same_seed_same_labels_and_embedding(cls, blobs):
+    X, _ = blobs
+    a = tiny_instance(cls, n_clusters=3, random_state=7).fit(X)
+    b = tiny_instance(cls, n_clusters=3, random_state=7).fit(X)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+
+
+def test_different_seeds_give_different_networks(blobs):
+    X, _ = blobs
+    a = tiny_instance(AutoencoderKMeans, n_clusters=3, random_state=1).fit(X)
+    b = tiny_instance(AutoencoderKMeans, n_clusters=3, random_state=2).fit(X)
+    assert not np.array_equal(a.transform(X), b.transform(X))
+
+
+@pytest.mark.parametrize("random_state", [0, None, np.random.RandomState(3)])
+def test_fit_leaves_global_random_states_untouched(blobs, random_state):
+    X, _ = blobs
+    np.random.seed(123)
+    torch.manual_seed(123)
+    random.seed(123)
+    expected = (np.random.rand(3), torch.rand(3), random.random())
+    np.random.seed(123)
+    torch.manual_seed(123)
+    random.seed(123)
+    tiny_instance(AutoencoderKMeans, n_clusters=3, random_state=random_state).fit(X)
+    got = (np.random.rand(3), torch.rand(3), random.random())
+    np.testing.assert_array_equal(expected[0], got[0])
+    assert torch.equal(expected[1], got[1])
+    assert expected[2] == got[2]
+
+
+# ------------------------------------------------------------------ fitted attributes
+
+
+def test_fitted_attributes(fitted, blobs):
+    X, y = blobs
+    est = fitted
+    assert est.labels_.dtype == np.int64
+    assert est.labels_.shape == (X.shape[0],)
+    assert set(np.unique(est.labels_)) == set(range(est.n_clusters_))
+    np.testing.assert_array_equal(est.predict(X), est.labels_)
+    assert est.n_iter_ == sum(len(v) for v in est.history_.values()) or est.n_iter_ > 0
+    assert all(np.isfinite(v).all() for v in est.history_.values())
+    assert est.device_ == "cpu"
+    assert est.n_features_in_ == X.shape[1]
+    Z = est.transform(X)
+    assert Z.dtype == np.float32 and Z.shape == (X.shape[0], est.embedding_dim)
+    assert np.isfinite(est.score(X))
+    names = est.get_feature_names_out()
+    assert len(names) == est.embedding_dim
+    assert names[0] == f"{type(est).__name__.lower()}0"
+
+
+def test_known_structure_is_recovered(fitted, blobs):
+    from sklearn.metrics import adjusted_rand_score
+
+    X, y = blobs
+    assert adjusted_rand_score(y, fitted.labels_) >= 0.95
+
+
+def test_autoencoder_kmeans_history_is_decreasing(blobs):
+    X, _ = blobs
+    est = AutoencoderKMeans(n_clusters=3, hidden_layer_sizes=(32,), embedding_dim=2,
+                            pretrain_epochs=15, batch_size=32, random_state=0).fit(X)
+    losses = est.history_["pretrain"]
+    assert len(losses) == 15 == est.n_iter_
+    assert losses[-1] < 0.8 * losses[0]
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+
+
+@pytest.mark.parametrize("cls", [c for c in ESTIMATOR_CLASSES if callable(getattr(c, "_proba", None))],
+                         ids=lambda c: c.__name__)
+def test_predict_proba_rows_sum_to_one_and_match_predict(cls, blobs):
+    X, _ = blobs
+    fitted = tiny_instance(cls, n_clusters=3).fit(X)
+    proba = fitted.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(proba.argmax(axis=1), fitted.predict(X))
+
+
+def test_empty_clusters_are_dropped_without_gaps():
+    # Two tight groups asked for 4 clusters: k-means may still fill 4, but labels never have gaps.
+    X = np.vstack([np.zeros((10, 3)), np.ones((10, 3)) * 5]).astype(np.float32)
+    est = tiny_instance(AutoencoderKMeans, n_clusters=4).fit(X + 1e-3 * np.arange(20)[:, None])
+    ids = np.unique(est.labels_)
+    np.testing.assert_array_equal(ids, np.arange(len(ids)))
+    assert est.cluster_centers_.shape == (est.n_clusters_, est.embedding_dim)
+
+
+def test_empty_cluster_warning_and_compaction(blobs, monkeypatch):
+    X, _ = blobs
+    est = tiny_instance(AutoencoderKMeans, n_clusters=3)
+    original = AutoencoderKMeans._fit
+
+    def fit_with_a_far_centre(self, X_t, ctx):
+        out = original(self, X_t, ctx)
+        centers = out["cluster_centers_"].copy()
+        centers[1] = 1e6  # nobody is closest to this centre
+        out["cluster_centers_"] = centers
+        return out
+
+    monkeypatch.setattr(AutoencoderKMeans, "_fit", fit_with_a_far_centre)
+    with pytest.warns(Warning, match="non-empty clusters out of n_clusters=3"):
+        est.fit(X)
+    assert est.n_clusters_ == 2
+    np.testing.assert_array_equal(np.unique(est.labels_), [0, 1])
+    np.testing.assert_array_equal(est.predict(X), est.labels_)
+    assert est.cluster_centers_.shape[0] == 2
+
+
+# ------------------------------------------------------------------ persistence
+
+
+def test_pickle_round_trip_predicts_the_same(fitted, blobs):
+    X, _ = blobs
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.predict(X), fitted.predict(X))
+    np.testing.assert_array_equal(restored.transform(X), fitted.transform(X))
+
+
+def test_predict_proba_only_where_there_are_soft_assignments(blobs):
+    X, _ = blobs
+    est = tiny_instance(AutoencoderKMeans, n_clusters=3).fit(X)
+    assert not hasattr(est, "predict_proba")
+
+
+def test_clone_is_unfitted(fitted):
+    with pytest.raises(NotFittedError):
+        clone(fitted).predict(np.zeros((2, 4)))
+
+
+# ------------------------------------------------------------------ bad input
+
+
+BAD_INPUTS = {
+    "nan": (np.array([[np.nan, 1.0]] + [[0.0, 1.0]] * 9), ValueError, "NaN"),
+    "inf": (np.array([[np.inf, 1.0]] + [[0.0, 1.0]] * 9), ValueError, "infinity"),
+    "complex": (np.ones((10, 2)) + 1j, ValueError, "[Cc]omplex"),
+    "strings": (np.array([["a", "b"]] * 10), ValueError, "could not convert|dtype"),
+    "sparse": (sp.csr_matrix(np.ones((10, 2))), TypeError, "[Ss]parse"),
+    "one sample": (np.ones((1, 2)), ValueError, "1 sample"),
+    "1d": (np.ones(10), ValueError, "2D array"),
+    "fewer samples than clusters": (np.arange(8.0).reshape(4, 2), ValueError,
+                                    "n_samples=4 should be >= n_clusters=5"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=str)
+def test_bad_input_raises_clear_error_and_keeps_previous_fit(case, blobs):
+    X_good, _ = blobs
+    X_bad, error, match = BAD_INPUTS[case]
+    est = tiny_instance(AutoencoderKMeans, n_clusters=5).fit(X_good[:, :2])
+    before = {k: (v.copy() if isinstance(v, np.ndarray) else v)
+              for k, v in _fitted_state(est).items()}
+    with pytest.raises(error, match=match):
+        est.fit(X_bad)
+    after = _fitted_state(est)
+    assert before.keys() == after.keys()
+    np.testing.assert_array_equal(before["labels_"], after["labels_"])
+    assert after["net_"] is before["net_"]
+    np.testing.assert_array_equal(est.predict(X_good[:, :2]), before["labels_"])
+
+
+def test_bad_input_on_unfitted_estimator_leaves_it_unfitted():
+    est = tiny_instance(AutoencoderKMeans, n_clusters=2)
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(np.array([[np.nan, 1.0], [0.0, 1.0], [1.0, 1.0]]))
+    assert not hasattr(est, "n_features_in_")
+    with pytest.raises(NotFittedError):
+        est.predict(np.zeros((2, 2)))
+
+
+def test_wrong_feature_count_at_predict(fitted, blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match="X has 3 features, but .* is expecting 4 features"):
+        fitted.predict(X[:, :3])
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.transform(np.full((2, 4), np.nan))
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"n_clusters": 0}, InvalidParameterError, "'n_clusters' parameter"),
+        ({"n_clusters": 2.5}, InvalidParameterError, "'n_clusters' parameter"),
+        ({"lr": -1.0}, InvalidParameterError, "'lr' parameter"),
+        ({"batch_size": 0}, InvalidParameterError, "'batch_size' parameter"),
+        ({"pretrain_epochs": -1}, InvalidParameterError, "'pretrain_epochs' parameter"),
+        ({"device": "tpu"}, ValueError, "device='tpu'"),
+        ({"device": "cuda:0"} if not torch.cuda.is_available() else {"device": "nonsense"},
+         ValueError, "device="),
+        ({"hidden_layer_sizes": (16, 0)}, ValueError, "hidden_layer_sizes"),
+        ({"hidden_layer_sizes": "wide"}, InvalidParameterError, "'hidden_layer_sizes' parameter"),
+    ],
+)
+def test_bad_parameter_values_raise_in_fit_not_init(params, error, match, blobs):
+    X, _ = blobs
+    est = tiny_instance(AutoencoderKMeans, **params)  # no error here
+    with pytest.raises(error, match=match):
+        est.fit(X)
+    assert not hasattr(est, "labels_")
+
+
+# ------------------------------------------------------------------ training failures
+
+
+def test_diverging_loss_stops_with_a_remedy_and_keeps_previous_fit(blobs):
+    X, _ = blobs
+    est = tiny_instance(AutoencoderKMeans, n_clusters=3).fit(X)
+    labels = est.labels_.copy()
+    with pytest.raises(TrainingDivergedError, match=r"pretrain loss became .* at epoch 1.*lr"):
+        est.fit(X * np.float32(1e20))  # squares overflow float32
+    np.testing.assert_array_equal(est.labels_, labels)
+    assert est.n_features_in_ == X.shape[1]
+
+
+def test_interrupted_fit_is_not_swallowed_and_leaves_no_fitted_state(blobs, monkeypatch):
+    X, _ = blobs
+    calls = {"n": 0}
+    original = ReconstructionCriterion.forward
+
+    def interrupt_on_third_batch(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(ReconstructionCriterion, "forward", interrupt_on_third_batch)
+    est = tiny_instance(AutoencoderKMeans, n_clusters=3)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X)
+    assert calls["n"] == 3
+    assert not hasattr(est, "labels_") and not hasattr(est, "net_")
+
+
+# ------------------------------------------------------------------ output
+
+
+def test_verbose_zero_prints_nothing(capfd, blobs):
+    X, _ = blobs
+    tiny_instance(AutoencoderKMeans, n_clusters=3, verbose=0).fit(X)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_verbose_one_shows_a_progress_bar_per_phase(capfd, blobs):
+    X, _ = blobs
+    tiny_instance(AutoencoderKMeans, n_clusters=3, verbose=1).fit(X)
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "pretrain" in err and "loss=" in err
+
+
+def test_batch_size_larger_than_data_is_capped(blobs):
+    X, _ = blobs
+    est = tiny_instance(AutoencoderKMeans, n_clusters=3, batch_size=10_000).fit(X[:30])
+    assert est.net_.batch_size == 30
