@@ -7,7 +7,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["MLP", "MLPAutoencoder", "ClusteringHead", "xavier_init", "copy_module"]
+__all__ = [
+    "MLP",
+    "MLPAutoencoder",
+    "ClusteringHead",
+    "xavier_init",
+    "copy_module",
+    "ema_update",
+    "cosine_momentum",
+]
 
 
 class MLP(nn.Sequential):
@@ -164,3 +172,56 @@ def copy_module(module: nn.Module, requires_grad: bool = False) -> nn.Module:
     for p in clone.parameters():
         p.requires_grad_(requires_grad)
     return clone
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
+    """Move ``target``'s parameters towards ``online``'s: ``xi <- m * xi + (1 - m) * theta``.
+
+    The update of BYOL-style target networks. Only parameters move; buffers
+    (BatchNorm running statistics) stay the target's own.
+
+    Parameters
+    ----------
+    target, online : torch.nn.Module
+        Networks of identical structure (e.g. ``target = copy_module(online)``).
+    momentum : float
+        ``m`` in ``[0, 1]``; 1 leaves the target unchanged, 0 copies the online network.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skdeepclust.nn import ema_update
+    >>> online, target = nn.Linear(1, 1), nn.Linear(1, 1)
+    >>> _ = nn.init.constant_(online.weight, 1.0), nn.init.constant_(target.weight, 0.0)
+    >>> ema_update(target, online, 0.75)
+    >>> float(target.weight)
+    0.25
+    """
+    t_params = [p for p in target.parameters()]
+    o_params = [p.detach() for p in online.parameters()]
+    if len(t_params) != len(o_params):
+        raise ValueError("target and online networks must have the same parameters.")
+    for t, o in zip(t_params, o_params):
+        t.lerp_(o, 1.0 - momentum)
+
+
+def cosine_momentum(base: float, step: int, total_steps: int) -> float:
+    """EMA momentum rising from ``base`` at step 0 to 1 at ``total_steps`` on a cosine.
+
+    ``m_s = 1 - (1 - base) * (1 + cos(pi * s / T)) / 2`` (BYOL, Grill et al.
+    2020; ProPos). Steps past ``T`` keep momentum 1.
+
+    Examples
+    --------
+    >>> from skdeepclust.nn import cosine_momentum
+    >>> [cosine_momentum(0.99, s, 100) for s in (0, 50, 100)]
+    [0.99, 0.995, 1.0]
+    """
+    import math
+
+    if total_steps <= 0:
+        return 1.0
+    frac = min(max(step / total_steps, 0.0), 1.0)
+    return 1.0 - (1.0 - base) * (1.0 + math.cos(math.pi * frac)) / 2.0
