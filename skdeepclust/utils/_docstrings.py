@@ -50,7 +50,7 @@ device_ : str
     The device the networks were trained on.
 n_features_in_ : int
     Number of features seen during :term:`fit`.
-feature_names_in_ : ndarray of shape (n_features_in_,)
+feature_names_in_ : ndarray of shape (`n_features_in_`,)
     Names of features seen during :term:`fit`, when ``X`` has string
     column names.""",
 }
