@@ -19,7 +19,7 @@ __all__ = [
 
 
 class MLP(nn.Sequential):
-    """Multi-layer perceptron ``in -> hidden... -> out``.
+    """Multi-layer perceptron ``in -> hidden layers -> out``.
 
     Each hidden layer is ``Linear -> [BatchNorm1d] -> activation``; the output
     layer is linear unless ``output_activation`` is given.
