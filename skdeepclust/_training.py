@@ -28,6 +28,8 @@ __all__ = [
     "NonFiniteLossGuard",
     "ProgressBar",
     "EveryNEpochs",
+    "AdversarialNet",
+    "NeighborRefresh",
     "StopTraining",
     "stop_phase",
     "train_phase",
@@ -323,7 +325,155 @@ def train_phase(
         # skorch's partial_fit swallows KeyboardInterrupt; an interrupted
         # fit must not go on as if it had finished.
         raise KeyboardInterrupt(f"training interrupted during the {phase} phase")
+    # The phase's callbacks (closures over the fit, a progress bar) are done;
+    # dropping them keeps the fitted net picklable.
+    net.callbacks = None
+    net.initialize_callbacks()
     return net
+
+
+class AdversarialNet(UnsupervisedNet):
+    """A module and a critic trained in alternation: one step of each per batch.
+
+    For adversarial regularisers (ACAI, GAN-style critics). Each batch makes
+    two updates, module first (as ACAI and DynAE do):
+
+    1. with the critic frozen (``requires_grad=False``; gradients still flow
+       through it into the module), ``loss = criterion_(y_pred, index, X,
+       critic_)`` updates the module through ``optimizer_``;
+    2. ``critic_loss = criterion_.critic_loss(y_pred, index, X, critic_)``
+       updates the critic only, through ``critic_optimizer_``. The criterion
+       detaches whatever of ``y_pred`` it feeds to the critic.
+
+    The per-epoch mean critic loss is recorded in the history as
+    ``train_critic_loss`` (one host read per epoch).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network trained by the criterion's main loss.
+    criterion : torch.nn.Module
+        Called as ``criterion(y_pred, index, X, critic)``; has a method
+        ``critic_loss(y_pred, index, X, critic)``.
+    critic : torch.nn.Module
+        The critic, already initialised; moved to the net's device.
+    critic_lr : float, default=None
+        Learning rate of the critic's optimiser (same class as the module's);
+        the net's ``lr`` when None.
+    **kwargs
+        Further parameters of :class:`UnsupervisedNet`.
+    """
+
+    def __init__(self, module, criterion, *, critic, critic_lr=None, **kwargs):
+        # Set before skorch's __init__: afterwards skorch only accepts torch
+        # components created inside the initialize_* methods.
+        self.critic = critic
+        self.critic_lr = critic_lr
+        super().__init__(module, criterion, **kwargs)
+
+    def initialize_module(self):
+        super().initialize_module()
+        self.critic_ = self.critic
+        return self
+
+    def initialize_optimizer(self, *args, **kwargs):
+        # One optimiser per player (skorch's default would put both in one).
+        args, kw = self.get_params_for_optimizer("optimizer", self.module_.named_parameters())
+        self.optimizer_ = self.optimizer(*args, **kw)
+        lr = self.lr if self.critic_lr is None else self.critic_lr
+        self.critic_optimizer_ = self.optimizer(self.critic_.parameters(), lr=lr)
+        return self
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        return self.criterion_(y_pred, y_true, X, self.critic_)
+
+    def train_step(self, batch, **fit_params):
+        Xi, index = batch
+        self.critic_.requires_grad_(False)
+        try:
+            self.optimizer_.zero_grad()
+            step = self.train_step_single(batch, **fit_params)
+            self.optimizer_.step()
+        finally:
+            self.critic_.requires_grad_(True)
+        self.critic_.train()
+        self.critic_optimizer_.zero_grad()
+        critic_loss = self.criterion_.critic_loss(step["y_pred"], index, Xi, self.critic_)
+        critic_loss.backward()
+        self.critic_optimizer_.step()
+        self._critic_losses.append(critic_loss.detach())
+        return step
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        self._critic_losses = []
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        if training and self._critic_losses:
+            mean = torch.stack(self._critic_losses).float().mean().cpu().item()
+            self.history.record(prefix + "_critic_loss", mean)
+
+
+class NeighborRefresh(EveryNEpochs):
+    """Recompute the k-nearest-neighbour graph of the current embedding every few epochs.
+
+    At each refresh the rows ``X`` are embedded by ``embed`` (in eval mode,
+    batched, without gradients; the module's mode is restored afterwards),
+    their ``n_neighbors`` nearest other rows are found with
+    :func:`skdeepclust.neighbors.kneighbors` (exact on the device for small
+    data, approximate above its threshold; never an n x n matrix), and
+    ``fn(net, epoch, Z, distances, indices)`` turns them into whatever
+    targets the method needs. ``fn`` may call :func:`stop_phase`.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(net, epoch, Z, distances, indices)``; distances and indices are
+        ``(n_rows, n_neighbors)`` tensors sorted by increasing distance.
+    X : torch.Tensor of shape (n_rows, n_features)
+        Rows whose graph is built (on the training device).
+    embed : callable
+        Maps a batch of rows to their embedding (e.g. ``module.encoder``).
+    n_neighbors : int
+        Neighbours per row (the row itself excluded).
+    every : int, default=1
+        Refresh before epochs 1, 1 + every, ....
+    random_state : int, default=0
+        Seed of the first refresh (later refreshes use the following seeds),
+        for the approximate search.
+    method : str, default="auto"
+        Passed to :func:`~skdeepclust.neighbors.kneighbors`.
+    modules : sequence of torch.nn.Module, default=()
+        Modules switched to eval mode during the embedding.
+    """
+
+    def __init__(self, fn: Callable, X: torch.Tensor, embed: Callable, n_neighbors: int,
+                 every: int = 1, random_state: int = 0, method: str = "auto",
+                 modules: Iterable[nn.Module] = ()):
+        super().__init__(self._refresh, every, at_start=True)
+        self.refresh_fn = fn
+        self.X = X
+        self.embed = embed
+        self.n_neighbors = n_neighbors
+        self.random_state = random_state
+        self.method = method
+        self.modules = list(modules)
+        self.n_refreshes_ = 0
+
+    def _refresh(self, net, epoch):
+        from skdeepclust.neighbors import kneighbors
+
+        modes = [m.training for m in self.modules]
+        for m in self.modules:
+            m.eval()
+        try:
+            # A normal tensor (not an inference one): targets built from it enter autograd.
+            Z = batched_apply(self.embed, self.X).clone()
+        finally:
+            for m, mode in zip(self.modules, modes):
+                m.train(mode)
+        seed = (self.random_state + self.n_refreshes_) % (2**31)
+        self.n_refreshes_ += 1
+        distances, indices = kneighbors(Z, self.n_neighbors, seed, method=self.method)
+        self.refresh_fn(net, epoch, Z, distances, indices)
 
 
 @torch.inference_mode()

@@ -162,6 +162,13 @@ def test_pickle_round_trip_predicts_the_same(fitted, blobs):
     np.testing.assert_array_equal(restored.transform(X), fitted.transform(X))
 
 
+def test_pickle_after_a_verbose_fit_with_refresh_callbacks(blobs):
+    X, _ = blobs
+    est = tiny_instance(AutoencoderKMeans, n_clusters=3, verbose=1).fit(X)
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(restored.predict(X), est.labels_)
+
+
 def test_predict_proba_only_where_there_are_soft_assignments(blobs):
     X, _ = blobs
     est = tiny_instance(AutoencoderKMeans, n_clusters=3).fit(X)

@@ -144,3 +144,13 @@ def test_batched_apply_matches_one_call_and_runs_without_grad():
     assert not out.requires_grad
     np.testing.assert_allclose(out.numpy(), module(X).detach().numpy(), rtol=1e-6, atol=1e-7)
     assert batched_apply(module, X[:0]).shape == (0, 2)
+
+
+def test_trained_net_pickles_although_its_phase_used_closures():
+    import pickle
+
+    cb = EveryNEpochs(lambda net, epoch: None, every=1)  # a lambda cannot be pickled
+    net = train_phase(_linear(), MeanSquare(), torch.zeros(4, 3), epochs=2, batch_size=4,
+                      lr=0.1, generator=torch.Generator(), phase="p", callbacks=[cb], verbose=1)
+    restored = pickle.loads(pickle.dumps(net))
+    assert len(restored.history) == 2
