@@ -7,6 +7,8 @@ through :func:`skdeepclust.utils.all_estimators`.
 TINY_PARAMS = {
     "AutoencoderKMeans": dict(hidden_layer_sizes=(16,), embedding_dim=2, pretrain_epochs=3,
                               batch_size=32, n_init=2),
+    "RDC": dict(hidden_layer_sizes=(16,), embedding_dim=2, pretrain_epochs=2, max_epochs=2,
+                n_neighbors=2, n_iter_no_change=1, batch_size=16, kmeans_n_init=1),
 }
 
 # Checks an estimator is expected to fail, each with its reason (also in the docs).
