@@ -58,16 +58,17 @@ def test_different_seeds_give_different_networks(blobs):
 
 @pytest.mark.parametrize("random_state", [0, None, np.random.RandomState(3)])
 def test_fit_leaves_global_random_states_untouched(blobs, random_state):
+    # The legacy global NumPy functions are the state under test.
     X, _ = blobs
-    np.random.seed(123)
+    np.random.seed(123)  # noqa: NPY002
     torch.manual_seed(123)
     random.seed(123)
-    expected = (np.random.rand(3), torch.rand(3), random.random())
-    np.random.seed(123)
+    expected = (np.random.rand(3), torch.rand(3), random.random())  # noqa: NPY002
+    np.random.seed(123)  # noqa: NPY002
     torch.manual_seed(123)
     random.seed(123)
     tiny_instance(AutoencoderKMeans, n_clusters=3, random_state=random_state).fit(X)
-    got = (np.random.rand(3), torch.rand(3), random.random())
+    got = (np.random.rand(3), torch.rand(3), random.random())  # noqa: NPY002
     np.testing.assert_array_equal(expected[0], got[0])
     assert torch.equal(expected[1], got[1])
     assert expected[2] == got[2]
@@ -114,8 +115,10 @@ def test_autoencoder_kmeans_history_is_decreasing(blobs):
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
 
 
-@pytest.mark.parametrize("cls", [c for c in ESTIMATOR_CLASSES if callable(getattr(c, "_proba", None))],
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", [c for c in ESTIMATOR_CLASSES if callable(getattr(c, "_proba", None))],
+    ids=lambda c: c.__name__,
+)
 def test_predict_proba_rows_sum_to_one_and_match_predict(cls, blobs):
     X, _ = blobs
     fitted = tiny_instance(cls, n_clusters=3).fit(X)

@@ -28,6 +28,7 @@ def all_estimators():
     found = []
     for name in skdeepclust.__all__:
         obj = getattr(skdeepclust, name)
-        if inspect.isclass(obj) and issubclass(obj, BaseDeepClusterer) and not inspect.isabstract(obj):
+        if (inspect.isclass(obj) and issubclass(obj, BaseDeepClusterer)
+                and not inspect.isabstract(obj)):
             found.append((name, obj))
     return sorted(found)
