@@ -1,0 +1,226 @@
+"""The command line, run in-process through ``main([...])`` with tiny settings."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.preprocessing import StandardScaler
+
+from skdeepclust import AutoencoderKMeans
+from skdeepclust.cli import DEMO_PARAMS, CLIError, main, read_numeric_csv, run_demo
+from skdeepclust.datasets import load_benchmark
+from skdeepclust.metrics import clustering_accuracy
+from skdeepclust.utils import all_estimators
+
+TINY_AE = dict(hidden_layer_sizes=(16,), embedding_dim=2, pretrain_epochs=2, n_init=2)
+TINY_AE_ARGS = [arg for key, value in TINY_AE.items()
+                for arg in ("--param", f"{key}={value!r}")]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(n_samples=30, centers=[[0, 0, 0], [6, 6, 0], [0, 6, 6]], cluster_std=0.5,
+                      random_state=0)
+    return X, y
+
+
+def _write_csv(path, X, header=None):
+    lines = [",".join(header)] if header else []
+    lines += [",".join(repr(float(v)) for v in row) for row in X]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _read_labels(text):
+    lines = text.strip().splitlines()
+    assert lines[0] == "label"
+    return np.array([int(line) for line in lines[1:]])
+
+
+# ---------------------------------------------------------------- cluster
+
+def test_cluster_with_header_writes_the_estimators_labels(tmp_path, blobs, capsys):
+    X, y = blobs
+    data = _write_csv(tmp_path / "data.csv", X, header=["a", "b", "c"])
+    out = tmp_path / "labels.csv"
+    rc = main(["cluster", data, "--method", "AutoencoderKMeans", "--n-clusters", "3",
+               "--out", str(out), *TINY_AE_ARGS])
+    assert rc == 0
+    labels = _read_labels(out.read_text())
+    expected = AutoencoderKMeans(3, random_state=0, **TINY_AE).fit_predict(
+        StandardScaler().fit_transform(X).astype(np.float32))
+    np.testing.assert_array_equal(labels, expected)
+    assert clustering_accuracy(y, labels) == 1.0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "AutoencoderKMeans: 30 rows x 3 features -> 3 clusters" in captured.err
+
+
+def test_cluster_without_header_to_stdout_reads_the_same_rows(tmp_path, blobs, capsys):
+    X, _ = blobs
+    with_header = _write_csv(tmp_path / "h.csv", X, header=["a", "b", "c"])
+    without = _write_csv(tmp_path / "n.csv", X)
+    args = ["--method", "autoencoderkmeans", "--n-clusters", "3", *TINY_AE_ARGS]
+    assert main(["cluster", with_header, *args]) == 0
+    first = _read_labels(capsys.readouterr().out)
+    assert main(["cluster", without, *args]) == 0
+    second = _read_labels(capsys.readouterr().out)
+    assert len(second) == 30
+    np.testing.assert_array_equal(first, second)
+
+
+def test_cluster_standardizes_unless_told_not_to(tmp_path, capsys):
+    X = np.random.RandomState(0).normal(size=(40, 2)) * [1.0, 100.0]
+    data = _write_csv(tmp_path / "data.csv", X)
+    args = ["cluster", data, "--method", "KMeans", "--n-clusters", "3", "--seed", "1"]
+    assert main(args) == 0
+    scaled = _read_labels(capsys.readouterr().out)
+    assert main([*args, "--no-standardize"]) == 0
+    raw = _read_labels(capsys.readouterr().out)
+    np.testing.assert_array_equal(
+        scaled, KMeans(3, random_state=1).fit_predict(
+            StandardScaler().fit_transform(X).astype(np.float32)))
+    np.testing.assert_array_equal(raw, KMeans(3, random_state=1).fit_predict(
+        X.astype(np.float32)))
+    assert clustering_accuracy(scaled, raw) < 1.0
+
+
+def test_param_values_are_read_as_python_literals(tmp_path, blobs, capsys):
+    X, _ = blobs
+    data = _write_csv(tmp_path / "data.csv", X)
+    rc = main(["cluster", data, "--method", "KMeans", "--n-clusters", "3",
+               "--param", "init=random", "--param", "n_init=2", "--param", "tol=1e-3"])
+    assert rc == 0
+    expected = KMeans(3, init="random", n_init=2, tol=1e-3, random_state=0).fit_predict(
+        StandardScaler().fit_transform(X).astype(np.float32))
+    np.testing.assert_array_equal(_read_labels(capsys.readouterr().out), expected)
+
+
+def test_header_detection(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("x, 2020\n1,2\n\n3,4\n")
+    X, columns = read_numeric_csv(path)
+    assert columns == ["x", "2020"]
+    np.testing.assert_array_equal(X, [[1, 2], [3, 4]])
+    path.write_text("1;2\n3;4\n")
+    X, columns = read_numeric_csv(path, delimiter=";")
+    assert columns is None
+    np.testing.assert_array_equal(X, [[1, 2], [3, 4]])
+
+
+ERROR_CASES = {
+    "missing file": (None, ["--method", "KMeans", "--n-clusters", "2"], "file not found"),
+    "non-numeric column, header": (
+        "a,b,c\n1,x,2\n3,4,5\n", ["--method", "KMeans", "--n-clusters", "2"],
+        r"column 'b' \(column 2\) of .* has the non-numeric value 'x' on line 2"),
+    "non-numeric column, no header": (
+        "1,2,foo\n3,4,bar\n", ["--method", "KMeans", "--n-clusters", "2"],
+        "column 3 of .* has the non-numeric value 'foo' on line 1"),
+    "missing value": ("a,b\n1,2\n3,\n", ["--method", "KMeans", "--n-clusters", "2"],
+                      "column 'b' .* has a missing value on line 3"),
+    "non-finite value": ("1,2\n3,nan\n", ["--method", "KMeans", "--n-clusters", "2"],
+                         "column 2 .* has 'nan' on line 2; values must be finite"),
+    "ragged rows": ("1,2\n3,4,5\n", ["--method", "KMeans", "--n-clusters", "2"],
+                    "line 2 of .* has 3 fields, expected 2"),
+    "empty file": ("\n", ["--method", "KMeans", "--n-clusters", "2"], "is empty"),
+    "header only": ("a,b\n", ["--method", "KMeans", "--n-clusters", "2"], "no data rows"),
+    "unknown method": ("1,2\n3,4\n", ["--method", "DeepMagic", "--n-clusters", "2"],
+                       "unknown method 'DeepMagic'; known methods: AutoencoderKMeans, .*KMeans"),
+    "n-clusters zero": ("1,2\n3,4\n", ["--method", "KMeans", "--n-clusters", "0"],
+                        "argument --n-clusters: expected a positive integer, got 0"),
+    "n-clusters not a number": ("1,2\n3,4\n", ["--method", "KMeans", "--n-clusters", "two"],
+                                "expected a positive integer, got 'two'"),
+    "fewer rows than clusters": ("1,2\n3,4\n", ["--method", "KMeans", "--n-clusters", "3"],
+                                 "has 2 data rows, fewer than --n-clusters=3"),
+    "unknown parameter": ("1,2\n3,4\n", ["--method", "KMeans", "--n-clusters", "2",
+                                         "--param", "epochs=3"],
+                          "KMeans has no parameter epochs; its parameters: .*n_init"),
+    "malformed parameter": ("1,2\n3,4\n", ["--method", "KMeans", "--n-clusters", "2",
+                                           "--param", "epochs"], "expected KEY=VALUE"),
+    "invalid parameter value": ("1,2\n3,4\n", ["--method", "KMeans", "--n-clusters", "2",
+                                               "--param", "n_init=-1"],
+                                "KMeans could not fit .*'n_init' parameter"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_cluster_errors_exit_2_with_a_message_and_no_traceback(case, tmp_path, capsys):
+    content, args, message = ERROR_CASES[case]
+    path = tmp_path / "data.csv"
+    if content is not None:
+        path.write_text(content)
+    assert main(["cluster", str(path), *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "Traceback" not in captured.err
+    assert "error:" in captured.err
+    assert any(re.search(message, line) for line in captured.err.splitlines()), (
+        captured.err)
+
+
+def test_errors_from_a_real_process(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "skdeepclust", "cluster", str(tmp_path / "nope.csv"),
+         "--method", "KMeans", "--n-clusters", "2"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"skdeepclust cluster: error: file not found: {tmp_path / 'nope.csv'}"]
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "cluster" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- demo
+
+def test_demo_prints_progress_and_a_table_of_scores(capsys):
+    rc = main(["demo", "--methods", "AutoencoderKMeans", "KMeans", "--tiny", "--seed", "3"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    progress = [line for line in captured.err.splitlines() if line.startswith("[")]
+    assert [line.split()[1] for line in progress] == ["AutoencoderKMeans", "KMeans"]
+    assert captured.err.startswith("digits: 1797 samples, 64 features, 10 classes")
+    header, *rows = captured.out.strip().splitlines()
+    assert header.split() == ["method", "ACC", "NMI", "ARI", "seconds"]
+    table = {row.split()[0]: [float(v) for v in row.split()[1:]] for row in rows}
+    assert set(table) == {"AutoencoderKMeans", "KMeans"}
+    X, y = load_benchmark("digits")
+    acc = clustering_accuracy(y, KMeans(10, random_state=3).fit_predict(X))
+    assert table["KMeans"][0] == pytest.approx(acc, abs=5e-4)
+    assert table["KMeans"][0] > 0.6
+    assert all(0 <= v <= 1 for scores in table.values() for v in scores[:3])
+
+
+def test_demo_reports_a_failed_fit_and_goes_on(capsys):
+    rows = run_demo(["KMeans", "AutoencoderKMeans"], dataset="iris",
+                    params={"KMeans": {"n_init": -1}, "AutoencoderKMeans": TINY_AE})
+    assert [row["method"] for row in rows] == ["KMeans", "AutoencoderKMeans"]
+    assert "n_init" in rows[0]["error"] and np.isnan(rows[0]["acc"])
+    assert rows[1]["error"] is None and rows[1]["acc"] > 0.5
+    assert main(["demo", "--methods", "KMeans", "--dataset", "iris",
+                 "--param", "n_init=-1"]) == 1
+    assert "failed" in capsys.readouterr().out
+
+
+def test_demo_rejects_unknown_methods_and_parameters(capsys):
+    assert main(["demo", "--methods", "NoSuchMethod"]) == 2
+    assert "known methods: AutoencoderKMeans" in capsys.readouterr().err
+    assert main(["demo", "--methods", "KMeans", "--param", "pretrain_epochs=1"]) == 2
+    assert "no selected method has a parameter 'pretrain_epochs'" in capsys.readouterr().err
+    with pytest.raises(CLIError):
+        run_demo(["nope"])
+
+
+def test_demo_overrides_name_existing_estimators_and_parameters():
+    estimators = dict(all_estimators())
+    for name, params in DEMO_PARAMS.items():
+        assert name in estimators, f"DEMO_PARAMS has an entry for unknown estimator {name}"
+        assert set(params) <= set(estimators[name]().get_params()), name
