@@ -165,6 +165,27 @@ def fit_augmentation(augmentation, X: torch.Tensor):
     """A copy of ``augmentation`` fitted on ``X`` (a plain callable is returned as is).
 
     Copying keeps the estimator's parameter untouched, as scikit-learn requires.
+
+    Parameters
+    ----------
+    augmentation : callable
+        An augmentation ``(x, generator) -> view``, with or without ``fit``.
+    X : torch.Tensor
+        Training data.
+
+    Returns
+    -------
+    augmentation : callable
+        The fitted copy, or ``augmentation`` itself when it has no ``fit``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.augment import MarginalCorruption, fit_augmentation
+    >>> aug = MarginalCorruption(rate=0.5)
+    >>> fitted = fit_augmentation(aug, torch.zeros(4, 2))
+    >>> fitted is not aug, hasattr(fitted, "reference_"), hasattr(aug, "reference_")
+    (True, True, False)
     """
     import copy
 
