@@ -161,10 +161,20 @@ _TERM = re.compile(r":term:`([^`<]*?)(?:\s*<([^`>]*)>)?`")
 _REF = re.compile(r":ref:`([^`<]*?)(?:\s*<([^`>]*)>)?`")
 
 
+# ``of shape (n_clusters_, d)``: a bare word ending in "_" is an rst link.
+_SHAPE = re.compile(r"of shape \(([^)`]*)\)")
+_TRAILING_UNDERSCORE = re.compile(r"\b([A-Za-z]\w*_)(?=[\s,]|$)")
+
+
+def _quote_shape(match):
+    return "of shape (" + _TRAILING_UNDERSCORE.sub(r"`\1`", match.group(1)) + ")"
+
+
 def _unlink_sklearn_roles(app, what, name, obj, options, lines):
     from_sklearn = getattr(obj, "__module__", "") or ""
     for i, line in enumerate(lines):
         line = _TERM.sub(lambda m: f"*{m.group(1).strip()}*", line)
+        line = _SHAPE.sub(_quote_shape, line)
         if from_sklearn.startswith("sklearn"):
             line = _REF.sub(lambda m: m.group(1).strip(), line)
         lines[i] = line
