@@ -380,7 +380,12 @@ class ContinualClustererMixin:
     The first call (or the first after ``fit`` discarded the state) validates
     and initialises; later calls check the feature count and continue. One
     NumPy generator is carried across calls, so the same seed and chunks
-    give the same result. ``n_steps_`` counts the calls. Subclasses
+    give the same result. ``n_steps_`` counts the calls. All ``n_clusters``
+    ids stay in use across calls (a chunk may leave some empty), so
+    ``labels_`` of a chunk may skip ids, as with ``MiniBatchKMeans``. A
+    subclass whose ``fit`` also prepares continuation returns ``n_steps_``
+    and ``_partial_rng`` from ``_fit``; ``partial_fit`` then goes on from the
+    fitted state instead of starting over. Subclasses
     implement ``_partial_fit(X, ctx, first_call)`` returning a dict of
     fitted attributes, like ``_fit``.
     """
@@ -417,7 +422,13 @@ class ContinualClustererMixin:
                 X_t = torch.as_tensor(X, device=device)
                 fitted = self._partial_fit(X_t, ctx, first_call)
                 self._commit(fitted, device)
-                self.labels_ = self._labels_of(X_t, training=True)
+                # Cluster ids stay stable across calls (as in MiniBatchKMeans): every
+                # cluster stays active, even one this chunk leaves empty.
+                self._active_clusters = np.arange(self.n_clusters)
+                self.n_clusters_ = self.n_clusters
+                if getattr(self, "_centers_all", None) is not None:
+                    self.cluster_centers_ = self._centers_all
+                self.labels_ = self._labels_of(X_t)
             self.n_steps_ += 1
         return self
 
