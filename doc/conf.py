@@ -13,9 +13,13 @@ import importlib
 import importlib.util
 import inspect
 import re
+import sys
 from pathlib import Path
 
-import skdeepclust
+# Document the checkout this file belongs to, whatever is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import skdeepclust  # noqa: E402
 
 project = "skdeepclust"
 copyright = "skdeepclust developers"
