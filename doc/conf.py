@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import inspect
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -111,6 +112,8 @@ def _write_api_lists() -> None:
     import skdeepclust.base  # noqa: F401  (estimator detection)
 
     out = _HERE  # beside api.rst, so the ":toctree: generated" paths agree
+    # Stubs of names that left __all__ would be orphan pages (a warning, so an error).
+    shutil.rmtree(_HERE / "generated", ignore_errors=True)
     estimators = [n for n in skdeepclust.__all__ if not n.startswith("_")]
     (out / "_api_estimators.rst").write_text(
         "\n".join(_autosummary_by_template("skdeepclust", estimators)) + "\n")
