@@ -6,4 +6,6 @@ Parameters are the defaults a user gets unless a row says otherwise (ablations).
 
 QUALITY_CONFIGS = {
     "AutoencoderKMeans": ("AutoencoderKMeans", {}),
+    "PIPCDR": ("PIPCDR", {}),
+    "PIPCDR BYOL ablation (cdr_weight=0, sigma=0)": ("PIPCDR", {"cdr_weight": 0.0, "sigma": 0.0}),
 }
