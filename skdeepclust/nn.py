@@ -196,7 +196,7 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
     >>> online, target = nn.Linear(1, 1), nn.Linear(1, 1)
     >>> _ = nn.init.constant_(online.weight, 1.0), nn.init.constant_(target.weight, 0.0)
     >>> ema_update(target, online, 0.75)
-    >>> float(target.weight)
+    >>> float(target.weight.detach())
     0.25
     """
     t_params = [p for p in target.parameters()]
