@@ -310,8 +310,8 @@ def _changed_fraction(old, new, n_clusters):
 
 # ----------------------------------------------------------------------------- estimator
 
-@fill_doc(embedding_dim_default=64, hidden_default="(256,)", batch_size_default=256,
-          lr_default=0.05, max_epochs_default=60)
+@fill_doc(embedding_dim_default=64, hidden_default="(256,)", batch_size_default=64,
+          max_epochs_default=60)
 class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     r"""Positive instance proximity + cluster dispersion regularizer (PIPCDR).
 
@@ -365,7 +365,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     predictor_hidden_dim : int, default=256
         Hidden width of the predictor ``g``.
     {batch_size}
-    lr : float, default=0.05
+    lr : float, default=0.2
         Peak learning rate of SGD (momentum 0.9): linear warm-up over
         ``warmup_epochs``, then a cosine decay to 0.
     {max_epochs}
@@ -380,8 +380,10 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         Standard deviation of the positive sampling noise (absolute, on the
         unnormalised projector output; ``history_["z_norm"]`` gives its
         scale). Small is better; 0 turns PIP into BYOL's loss.
-    momentum : float, default=0.996
-        EMA momentum of the target network at the first step.
+    momentum : float, default=0.99
+        EMA momentum of the target network at the first step (the paper's
+        0.996 suits its hundreds of thousands of steps; with fewer, the
+        target stays near its random initialisation).
     momentum_schedule : {{"cosine", "constant"}}, default="cosine"
         "cosine" raises the momentum to 1 over training (BYOL, ProPos).
     kmeans_every : int, default=5
@@ -469,9 +471,13 @@ default="corruption"
     (10240 on ImageNet), a 4096-wide projector/predictor and a 256-d
     embedding. For feature vectors on 2 CPU cores the defaults use a
     ``(256,)`` backbone, 256-wide projector and predictor, a 64-d embedding,
-    60 epochs with 5 of warm-up and k-means every 5 epochs, so that 10,000 x
-    50 rows fit in about a minute; on the digits data set they cluster as
-    well as the wider, longer paper-like settings.
+    60 epochs with 5 of warm-up and k-means every 5 epochs, and, because the
+    EMA target needs many steps, batch 64, ``lr=0.2`` and ``momentum=0.99``:
+    10,000 x 50 rows fit in about 100 s on 2 (shared) CPU cores. On the
+    digits data set they reached ACC 0.83 (3 seeds, ~17 s per fit) where the
+    paper-like settings (``(256, 256)`` backbone, 512-wide heads, 128-d
+    embedding, batch 256, ``lr=0.05``, ``momentum=0.996``, 200 epochs with
+    10 of warm-up, k-means every epoch) reached 0.74 (2 seeds, ~120 s).
 
     **Streaming.** :meth:`partial_fit` follows ``MiniBatchKMeans``: the first
     call initialises (it needs at least ``n_clusters`` rows), later calls
@@ -551,9 +557,9 @@ default="corruption"
     }
 
     def __init__(self, n_clusters=8, *, embedding_dim=64, hidden_layer_sizes=(256,),
-                 projector_hidden_dim=256, predictor_hidden_dim=256, batch_size=256, lr=0.05,
+                 projector_hidden_dim=256, predictor_hidden_dim=256, batch_size=64, lr=0.2,
                  max_epochs=60, warmup_epochs=5, predictor_lr_scale=10.0, weight_decay=5e-4,
-                 sigma=1e-3, momentum=0.996, momentum_schedule="cosine", kmeans_every=5,
+                 sigma=1e-3, momentum=0.99, momentum_schedule="cosine", kmeans_every=5,
                  queue_size=0, temperature=0.5, cdr_weight=0.1, n_init=10,
                  augmentation="corruption", corruption_rate=0.3, noise_scale=0.1,
                  standardize=True, tol=0.0, device="auto", random_state=None, verbose=0):
@@ -772,12 +778,15 @@ default="corruption"
         else:
             centers = torch.as_tensor(self._centers_all, device=X.device)
         labels = (self._embed_all(module, X) @ centers.T).argmax(dim=1)
-        b = min(self.batch_size, m)
+        # m // batch_size steps of equal size (>= batch_size): a chunk is seen once, so
+        # fewer than one batch of its rows is left out.
+        steps = max(1, m // min(self.batch_size, m))
+        b = m // steps
         if stream["ramp_steps"] is None:
-            stream["ramp_steps"] = self.warmup_epochs * max(1, m // b)
+            stream["ramp_steps"] = self.warmup_epochs * steps
         state = _TrainState(mode="stream", views=self._views(Rs, ctx.device_generator),
                             labels=labels, generator=ctx.device_generator,
-                            step=stream["step"], est=self, steps_per_epoch=max(1, m // b),
+                            step=stream["step"], est=self, steps_per_epoch=steps,
                             ramp_steps=stream["ramp_steps"])
         if first_call:
             net = self._net(ctx, module, Xs, state, b)
