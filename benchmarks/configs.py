@@ -8,6 +8,8 @@ QUALITY_CONFIGS = {
     "AutoencoderKMeans": ("AutoencoderKMeans", {}),
     "RDC": ("RDC", {}),
     "RDC phase-1-only ablation (max_epochs=0)": ("RDC", {"max_epochs": 0}),
+    "DCSS": ("DCSS", {}),
+    "DCSS_u phase-1-only ablation (mnet_epochs=0)": ("DCSS", {"mnet_epochs": 0}),
     "PIPCDR": ("PIPCDR", {}),
     "PIPCDR BYOL ablation (cdr_weight=0, sigma=0)": ("PIPCDR", {"cdr_weight": 0.0, "sigma": 0.0}),
 }
