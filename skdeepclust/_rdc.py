@@ -9,7 +9,6 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
@@ -247,7 +246,7 @@ class _ProximityCriterion(nn.Module):
 
 
 @fill_doc(embedding_dim_default=10, hidden_default="(500, 500, 2000)", batch_size_default=256,
-          lr_default=1e-3, pretrain_epochs_default=30, max_epochs_default=20)
+          lr_default=1e-3, pretrain_epochs_default=30, max_epochs_default=40)
 class RDC(BaseDeepClusterer):
     """R-DC: deep clustering by instance-level, then proximity-level self-supervision.
 
@@ -318,7 +317,7 @@ class RDC(BaseDeepClusterer):
     pretrain_epochs : int, default=30
         Epochs of phase 1 (ACAI, or a plain autoencoder when
         ``adversarial_weight=0``).
-    max_epochs : int, default=20
+    max_epochs : int, default=40
         Most epochs of phase 2; 0 skips it (the "P1" ablation: phase 1 and
         k-means).
     adversarial_weight : float, default=0.5
@@ -337,11 +336,13 @@ class RDC(BaseDeepClusterer):
         Weight of the proximity-encoding term ``||z_i - sigma_i||^2``.
     neighbors_update_interval : int, default=1
         Epochs between neighbour refreshes in phase 2.
-    tol : float, default=1e-3
-        Smallest rise of the core fraction that counts as progress.
+    tol : float, default=1e-4
+        Largest change of the core fraction between two refreshes that
+        counts as "unchanged".
     n_iter_no_change : int, default=5
-        Refreshes without progress before phase 2 stops (``tol=0,
-        n_iter_no_change=1`` is the paper's rule).
+        Consecutive unchanged refreshes after which phase 2 stops
+        (``tol=0, n_iter_no_change=1`` is Algorithm 1's ``while tau !=
+        tau_prev``); otherwise it runs ``max_epochs`` epochs.
     augmentation : {"noise", "corruption", "mask"}, callable or None, default="noise"
         Augmentation of the training rows in both phases (see
         :mod:`skdeepclust.augment`): ``"noise"`` adds Gaussian noise of
@@ -464,9 +465,9 @@ class RDC(BaseDeepClusterer):
     }
 
     def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes=(500, 500, 2000),
-                 batch_size=256, lr=1e-3, pretrain_epochs=30, max_epochs=20,
+                 batch_size=256, lr=1e-3, pretrain_epochs=30, max_epochs=40,
                  adversarial_weight=0.5, n_neighbors=5, core_threshold=0.6,
-                 neighbor_margin=0.6, latent_weight=1.0, neighbors_update_interval=1, tol=1e-3,
+                 neighbor_margin=0.6, latent_weight=1.0, neighbors_update_interval=1, tol=1e-4,
                  n_iter_no_change=5, augmentation="noise", noise_std=0.1, corruption_rate=0.3,
                  kmeans_n_init=20, device="auto", random_state=None, verbose=0):
         self.n_clusters = n_clusters
@@ -555,7 +556,7 @@ class RDC(BaseDeepClusterer):
         criterion = _ProximityCriterion(self.latent_weight)
         criterion.decode = ae.decoder
         record = {"core_fraction": [], "median_nn_distance": [], "mean_reliable_neighbors": []}
-        state = {"best": -np.inf, "stall": 0, "converged": False, "core": None}
+        state = {"prev": np.inf, "stall": 0, "converged": False, "core": None}
 
         def refresh(net, epoch, Z, distances, indices):
             core_u, sigma_u, reliable = neighborhood_targets(
@@ -570,13 +571,15 @@ class RDC(BaseDeepClusterer):
             record["core_fraction"].append(tau)
             record["median_nn_distance"].append(med)
             record["mean_reliable_neighbors"].append(rel)
-            if tau > state["best"] + self.tol:
-                state["best"], state["stall"] = tau, 0
-            else:
+            # Algorithm 1's "while tau != tau_prev", with a tolerance and a patience.
+            if abs(tau - state["prev"]) <= self.tol:
                 state["stall"] += 1
                 if state["stall"] >= self.n_iter_no_change:
                     state["converged"] = True
                     stop_phase(net)
+            else:
+                state["stall"] = 0
+            state["prev"] = tau
 
         callbacks = []
         if epochs > 0:
@@ -594,12 +597,6 @@ class RDC(BaseDeepClusterer):
             criterion.core = criterion.sigma = criterion.decode = None
         proximity = [float(v) for v in net.history[:, "train_loss"]] if len(net.history) else []
         if epochs > 0:
-            if not state["converged"]:
-                warnings.warn(
-                    f"RDC's phase 2 ran max_epochs={self.max_epochs} epochs while the core "
-                    "fraction was still growing; raise max_epochs or tol.",
-                    ConvergenceWarning, stacklevel=4,
-                )
             if record["core_fraction"] and max(record["core_fraction"]) == 0:
                 warnings.warn(
                     f"No point ever became core in phase 2: core_threshold="
