@@ -624,7 +624,14 @@ class RDC(BaseDeepClusterer):
 
     def _fit_from_scratch(self, X):
         super()._fit_from_scratch(X)
-        self.inertia_ = -self.score(X)
+        self._eval_mode()
+        self.inertia_ = self._inertia(torch.as_tensor(X, device=self._inference_device()))
+
+    def _inertia(self, X_t):
+        Z = batched_apply(self._embed, X_t)
+        centers = torch.as_tensor(np.asarray(self.cluster_centers_, dtype=np.float32),
+                                  device=Z.device)
+        return float(torch.cdist(Z, centers).pow(2).min(dim=1).values.double().sum())
 
     # ------------------------------------------------------------ inference
 
@@ -648,6 +655,6 @@ class RDC(BaseDeepClusterer):
         -------
         score : float
         """
-        Z = torch.as_tensor(self.transform(X))
-        centers = torch.as_tensor(np.asarray(self.cluster_centers_, dtype=np.float32))
-        return -float(torch.cdist(Z, centers).pow(2).min(dim=1).values.double().sum())
+        X_t = self._check_test_data(X)
+        self._eval_mode()
+        return -self._inertia(X_t)
