@@ -23,6 +23,8 @@ import csv
 import math
 import sys
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +109,22 @@ def _make_estimator(name, methods, *, n_clusters, seed, params):
             f"{', '.join(sorted(valid))}."
         )
     return est.set_params(**params)
+
+
+@contextmanager
+def _recording_warnings(record):
+    """Collect warnings raised during a fit, so they print after its progress line."""
+    if not record:
+        yield []
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
+def _messages(caught):
+    """Distinct warning texts, in order."""
+    return list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
 
 
 # ---------------------------------------------------------------------- csv
@@ -261,22 +279,25 @@ def run_demo(methods=None, *, dataset="digits", seed=0, params=None, stream=None
         config = {**DEMO_PARAMS.get(name, {}), **params.get(name, {})}
         est = _make_estimator(name, known, n_clusters=n_clusters, seed=seed, params=config)
         start = time.perf_counter()
-        try:
-            labels = est.fit_predict(X)
-        except Exception as exc:  # the demo goes on; the failure shows in the table
-            seconds = time.perf_counter() - start
-            rows.append(dict(method=name, acc=np.nan, nmi=np.nan, ari=np.nan, seconds=seconds,
-                             error=f"{type(exc).__name__}: {exc}"))
-            if stream is not None:
-                print(f"failed after {seconds:.1f} s ({type(exc).__name__}: {exc})",
-                      file=stream, flush=True)
-            continue
+        with _recording_warnings(stream is not None) as caught:
+            try:
+                labels = est.fit_predict(X)
+                error = None
+            except Exception as exc:  # the demo goes on; the failure shows in the table
+                error = f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - start
-        rows.append(dict(method=name, acc=clustering_accuracy(y, labels),
-                         nmi=normalized_mutual_info_score(y, labels),
-                         ari=adjusted_rand_score(y, labels), seconds=seconds, error=None))
+        if error is None:
+            rows.append(dict(method=name, acc=clustering_accuracy(y, labels),
+                             nmi=normalized_mutual_info_score(y, labels),
+                             ari=adjusted_rand_score(y, labels), seconds=seconds, error=None))
+        else:
+            rows.append(dict(method=name, acc=np.nan, nmi=np.nan, ari=np.nan, seconds=seconds,
+                             error=error))
         if stream is not None:
-            print(f"{seconds:.1f} s", file=stream, flush=True)
+            status = f"{seconds:.1f} s" if error is None else f"failed after {seconds:.1f} s"
+            print(status, file=stream, flush=True)
+            for message in _messages(caught) + ([error] if error else []):
+                print(f"    {message}", file=stream, flush=True)
     return rows
 
 
@@ -339,11 +360,14 @@ def _cmd_cluster(args):
         X = StandardScaler().fit_transform(X)
     X = X.astype(np.float32)
     start = time.perf_counter()
-    try:
-        labels = est.fit_predict(X)
-    except ValueError as exc:  # parameter values (InvalidParameterError) and data checks
-        raise CLIError(f"{name} could not fit {args.file}: {exc}") from None
+    with _recording_warnings(True) as caught:
+        try:
+            labels = est.fit_predict(X)
+        except ValueError as exc:  # parameter values (InvalidParameterError) and data checks
+            raise CLIError(f"{name} could not fit {args.file}: {exc}") from None
     seconds = time.perf_counter() - start
+    for message in _messages(caught):
+        print(f"skdeepclust cluster: warning: {message}", file=sys.stderr)
     text = "label\n" + "".join(f"{label}\n" for label in labels)
     if args.out is None:
         sys.stdout.write(text)

@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.preprocessing import StandardScaler
 
-from skdeepclust import AutoencoderKMeans
+from skdeepclust import AutoencoderKMeans, cli
 from skdeepclust.cli import DEMO_PARAMS, CLIError, main, read_numeric_csv, run_demo
 from skdeepclust.datasets import load_benchmark
 from skdeepclust.metrics import clustering_accuracy
@@ -98,6 +99,17 @@ def test_param_values_are_read_as_python_literals(tmp_path, blobs, capsys):
     expected = KMeans(3, init="random", n_init=2, tol=1e-3, random_state=0).fit_predict(
         StandardScaler().fit_transform(X).astype(np.float32))
     np.testing.assert_array_equal(_read_labels(capsys.readouterr().out), expected)
+
+
+def test_cluster_prints_fit_warnings_as_one_line_each(tmp_path, capsys):
+    path = tmp_path / "dup.csv"
+    path.write_text("1,2\n1,2\n1,2\n")
+    assert main(["cluster", str(path), "--method", "KMeans", "--n-clusters", "2"]) == 0
+    captured = capsys.readouterr()
+    assert _read_labels(captured.out).tolist() == [0, 0, 0]
+    assert ("skdeepclust cluster: warning: ConvergenceWarning: Number of distinct clusters (1)"
+            in captured.err)
+    assert "Traceback" not in captured.err and "warnings.warn" not in captured.err
 
 
 def test_header_detection(tmp_path):
@@ -208,6 +220,21 @@ def test_demo_reports_a_failed_fit_and_goes_on(capsys):
     assert main(["demo", "--methods", "KMeans", "--dataset", "iris",
                  "--param", "n_init=-1"]) == 1
     assert "failed" in capsys.readouterr().out
+
+
+class _WarningKMeans(KMeans):
+    def fit(self, X, y=None, sample_weight=None):
+        warnings.warn("something to know", UserWarning, stacklevel=2)
+        return super().fit(X, y, sample_weight)
+
+
+def test_demo_prints_warnings_under_the_progress_line(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_known_methods", lambda: {"Warner": _WarningKMeans})
+    assert main(["demo", "--methods", "Warner", "--dataset", "iris"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    at = next(i for i, line in enumerate(err) if line.startswith("[1/1] Warner ... "))
+    assert err[at].endswith(" s")
+    assert err[at + 1] == "    UserWarning: something to know"
 
 
 def test_demo_rejects_unknown_methods_and_parameters(capsys):
