@@ -9,6 +9,8 @@ matching of clusters to classes (Hungarian method). The scorers plug into
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import calinski_harabasz_score, make_scorer, silhouette_score
@@ -16,6 +18,7 @@ from sklearn.metrics import get_scorer as _sklearn_get_scorer
 from sklearn.metrics.cluster import contingency_matrix
 from sklearn.utils import check_array, check_consistent_length, column_or_1d
 from sklearn.utils._param_validation import validate_params
+from sklearn.utils.multiclass import type_of_target
 
 __all__ = [
     "clustering_accuracy",
@@ -35,6 +38,15 @@ def _check_labels(labels_true, labels_pred):
     labels_true = column_or_1d(check_array(labels_true, ensure_2d=False, dtype=None))
     labels_pred = column_or_1d(check_array(labels_pred, ensure_2d=False, dtype=None))
     check_consistent_length(labels_true, labels_pred)
+    kinds = (type_of_target(labels_true), type_of_target(labels_pred))
+    if "continuous" in kinds:
+        # As scikit-learn's clustering metrics: floats like 0.5 are most likely a mistake.
+        warnings.warn(
+            f"Clustering metrics expect discrete values but received {kinds[0]} values for "
+            f"labels_true and {kinds[1]} values for labels_pred.",
+            UserWarning,
+            stacklevel=4,  # _check_labels <- metric <- validate_params <- caller
+        )
     return labels_true, labels_pred
 
 

@@ -86,6 +86,8 @@ def test_input_validation():
         clustering_accuracy([], [])
     with pytest.raises(InvalidParameterError, match="labels_true"):
         clustering_accuracy(3, [0])
+    with pytest.warns(UserWarning, match="expect discrete values"):
+        assert clustering_accuracy([0.5, 1.5, 0.5], [0, 1, 0]) == 1.0
 
 
 # ------------------------------------------------------------- scorers
