@@ -299,13 +299,23 @@ class _PIPCDRNet(UnsupervisedNet):
                 stop_phase(self)
 
 
-def _changed_fraction(old, new, n_clusters):
-    """Fraction of labels that changed, after matching the two labelings (Hungarian)."""
+def _contingency(old, new, n_clusters):
     cont = torch.zeros(n_clusters, n_clusters, dtype=torch.long, device=old.device)
     cont.index_put_((old, new), torch.ones_like(old), accumulate=True)
-    cont = cont.cpu().numpy()
+    return cont.cpu().numpy()
+
+
+def _changed_fraction(old, new, n_clusters):
+    """Fraction of labels that changed, after matching the two labelings (Hungarian)."""
+    cont = _contingency(old, new, n_clusters)
     rows, cols = linear_sum_assignment(-cont)
     return 1.0 - cont[rows, cols].sum() / max(1, len(old))
+
+
+def _matching(old, new, n_clusters):
+    """``order`` with ``order[i]`` the new cluster that best matches old cluster ``i``."""
+    _, cols = linear_sum_assignment(-_contingency(old, new, n_clusters))
+    return cols
 
 
 # ----------------------------------------------------------------------------- estimator
@@ -483,14 +493,18 @@ default="corruption"
     call initialises (it needs at least ``n_clusters`` rows), later calls
     check the feature count. Each call standardises with running means and
     variances, labels the chunk by its nearest centre, takes one SGD step
-    per ``batch_size`` rows (a linear learning-rate ramp over the first
+    per ``batch_size`` rows or fewer (a linear learning-rate ramp over the first
     ``warmup_epochs`` chunks' steps, then ``lr`` constant and EMA momentum
     ``momentum``), updates the centres online (spherical mini-batch
     k-means) and, every ``kmeans_every`` calls, re-clusters a reservoir of
-    up to 10,000 rows starting from the current centres, so cluster ids stay
-    stable. ``labels_`` are the last chunk's. After :meth:`fit`,
-    :meth:`partial_fit` continues from the fitted model; :meth:`fit` starts
-    over.
+    up to 10,000 rows (from the current centres, or from ``n_init`` fresh
+    restarts whose ids are matched to the current ones when they fit
+    better), so cluster ids stay stable. ``lr`` is read at every call, so a
+    decay can be applied between calls with ``set_params(lr=...)``.
+    ``labels_`` are the last chunk's. After :meth:`fit`, :meth:`partial_fit`
+    continues from the fitted model (at ``lr``); :meth:`fit` starts over.
+    Measured on digits streamed in 10 chunks for 60 passes, the clusters
+    agree with a :meth:`fit` at ARI ~0.8 but ACC is ~0.72 against 0.83.
 
     Not implemented: ProPos' class-balanced resampling by pseudo-cluster
     (on for CIFAR-20 and ImageNet-Dogs), since real tabular classes are
@@ -778,9 +792,9 @@ default="corruption"
         else:
             centers = torch.as_tensor(self._centers_all, device=X.device)
         labels = (self._embed_all(module, X) @ centers.T).argmax(dim=1)
-        # m // batch_size steps of equal size (>= batch_size): a chunk is seen once, so
-        # fewer than one batch of its rows is left out.
-        steps = max(1, m // min(self.batch_size, m))
+        # ceil(m / batch_size) steps of equal size (<= batch_size, >= 2 rows for BatchNorm):
+        # a chunk is seen once, so fewer than `steps` of its rows are left out.
+        steps = max(1, min(-(-m // self.batch_size), m // 2))
         b = m // steps
         if stream["ramp_steps"] is None:
             stream["ramp_steps"] = self.warmup_epochs * steps
@@ -810,10 +824,20 @@ default="corruption"
         counts = counts + torch.bincount(labels, minlength=self.n_clusters).to(E.dtype)
         stream["calls"] += 1
         if stream["calls"] % self.kmeans_every == 0:
-            # Warm-started from the current centres, so cluster ids stay stable.
+            # Lloyd from the current centres, and fresh restarts whose ids are matched to
+            # the current ones (Hungarian on the overlap): ids stay stable either way, and
+            # the restarts escape a poor optimum as the embedding moves.
             ER = self._embed_all(module, R)
-            centers, r_labels, _ = spherical_kmeans(ER, self.n_clusters, generator=kgen,
-                                                    init=centers)
+            current = (ER @ centers.T).argmax(dim=1)
+            warm = spherical_kmeans(ER, self.n_clusters, generator=kgen, init=centers)
+            fresh = spherical_kmeans(ER, self.n_clusters, generator=kgen, n_init=self.n_init)
+            if fresh[2] < warm[2]:
+                order = torch.as_tensor(_matching(current, fresh[1], self.n_clusters),
+                                        device=X.device)
+                centers = fresh[0][order]
+                r_labels = torch.argsort(order)[fresh[1]]
+            else:
+                centers, r_labels = warm[0], warm[1]
             counts = (torch.bincount(r_labels, minlength=self.n_clusters).to(E.dtype)
                       * (stream["seen"] / R.shape[0]))
             if module.queue.shape[0]:

@@ -184,7 +184,7 @@ def test_partial_fit_continues_after_fit_and_fit_starts_over(blobs):
     net, steps = est.net_, est._stream["step"]
     est.partial_fit(X[:100])
     assert est.net_ is net and est.n_steps_ == 1
-    assert est._stream["step"] == steps + 1  # one optimiser step on 100 rows, batch 64
+    assert est._stream["step"] == steps + 2  # ceil(100 / 64) optimiser steps
     assert adjusted_rand_score(y, est.predict(X)) >= 0.95
     est.fit(X)
     assert est.net_ is not net and est.n_steps_ == 0
