@@ -151,6 +151,19 @@ def test_centre_refresh_schedule(blobs, monkeypatch):
     assert len(calls) == 3 + 2
 
 
+def test_phase2_pairs_from_u_space_then_q_space(blobs, monkeypatch):
+    flags = []
+    original = _PairCriterion.forward
+
+    def recording(self, y_pred, index, X):
+        flags.append(self.u_space)
+        return original(self, y_pred, index, X)
+
+    monkeypatch.setattr(_PairCriterion, "forward", recording)
+    DCSS(n_clusters=3, **{**TINY, "mnet_epochs": 3, "u_space_epochs": 1}).fit(blobs[0])
+    assert flags == [True] * 3 + [False] * 6  # 3 batches per epoch
+
+
 def test_fitted_attributes_and_inference(blobs):
     X, _ = blobs
     est = DCSS(n_clusters=3, **TINY).fit(X)
