@@ -394,7 +394,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         EMA momentum of the target network at the first step (the paper's
         0.996 suits its hundreds of thousands of steps; with fewer, the
         target stays near its random initialisation).
-    momentum_schedule : {{"cosine", "constant"}}, default="cosine"
+    momentum_schedule : {"cosine", "constant"}, default="cosine"
         "cosine" raises the momentum to 1 over training (BYOL, ProPos).
     kmeans_every : int, default=5
         Epochs between k-means refreshes of the pseudo-labels (in
@@ -408,10 +408,10 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         Weight ``lambda`` of the CDR loss.
     n_init : int, default=10
         k-means++ restarts of each spherical k-means.
-    augmentation : {{"corruption", "noise", "mask"}}, callable or pair of callables, \
-default="corruption"
-        How the two views of a row are drawn, on standardised data.
-        "corruption": SCARF-style, each entry replaced with probability
+    augmentation : str, callable or pair of callables, default="corruption"
+        How the two views of a row are drawn, on standardised data: one of
+        "corruption", "noise", "mask", or callables. "corruption":
+        SCARF-style, each entry replaced with probability
         ``corruption_rate`` by the same feature of a random training row,
         then Gaussian noise of ``noise_scale`` standard deviations;
         "noise": the Gaussian noise only; "mask": entries set to 0 (the
