@@ -19,6 +19,9 @@ CUDA_EXACT_THRESHOLD = 1_000_000
 # most rows per chunk (so that even small inputs are never scored as one n x n block).
 _BLOCK_BYTES = 256 * 2**20
 _MAX_CHUNK = 1024
+# Degree of the graph NN-descent builds (pynndescent's default); the k + 1 nearest entries are
+# kept. With a degree of only k + 1 = 11, recall@10 fell to 0.79 at 50,000 x 50.
+_GRAPH_DEGREE = 30
 _METHODS = ("auto", "exact", "approx")
 
 
@@ -38,8 +41,10 @@ def kneighbors(Z, n_neighbors, random_state=None, *, method="auto",
     n_neighbors : int
         Neighbours per row, ``1 <= n_neighbors < n_samples``.
     random_state : int, RandomState instance or None, default=None
-        Seeds the approximate search (the exact one is deterministic). None
-        draws a fresh seed without touching NumPy's global random state.
+        Seeds the approximate search (the exact one is deterministic). With
+        an int, the approximate result repeats for the same data and the same
+        number of numba threads. None draws a fresh seed without touching
+        NumPy's global random state.
     method : {"auto", "exact", "approx"}, default="auto"
         ``"exact"``: chunked brute force on ``Z``'s device. Row chunks of
         ``Z`` are scored against all of ``Z`` through the squared-norm
@@ -47,12 +52,12 @@ def kneighbors(Z, n_neighbors, random_state=None, *, method="auto",
         most about 256 MB of scores, so no ``n x n`` matrix is ever built.
         The distances of the chosen neighbours are then recomputed as
         ``|a - b|`` (no cancellation: duplicates come out at exactly 0) and
-        re-sorted. ``"approx"``: :class:`pynndescent.NNDescent` on the CPU,
-        asked for ``n_neighbors + 1`` neighbours, from which each row's own
-        index (or, where duplicates pushed it out, the farthest entry) is
-        dropped. ``"auto"``: exact when ``n_samples <= exact_threshold``, or
-        when ``Z`` is a CUDA tensor and ``n_samples <= cuda_exact_threshold``;
-        approximate above.
+        re-sorted. ``"approx"``: :class:`pynndescent.NNDescent` on the CPU
+        builds a graph of degree ``max(n_neighbors + 1, 30)``; of each row's
+        ``n_neighbors + 1`` nearest entries, the row's own index (or, where
+        duplicates pushed it out, the farthest entry) is dropped. ``"auto"``:
+        exact when ``n_samples <= exact_threshold``, or when ``Z`` is a CUDA
+        tensor and ``n_samples <= cuda_exact_threshold``; approximate above.
     exact_threshold : int, default=50_000
         Largest ``n_samples`` searched exactly on the CPU by ``"auto"``.
     cuda_exact_threshold : int, default=1_000_000
@@ -102,18 +107,24 @@ def kneighbors(Z, n_neighbors, random_state=None, *, method="auto",
     --------
     >>> import torch
     >>> from skdeepclust.neighbors import kneighbors
-    >>> Z = torch.tensor([[0.0], [1.0], [3.0], [3.0]])
+    >>> Z = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
     >>> distances, indices = kneighbors(Z, 2)
     >>> indices
     tensor([[1, 2],
             [0, 2],
-            [3, 1],
+            [1, 0],
             [2, 1]])
     >>> distances
     tensor([[1., 3.],
             [1., 2.],
-            [0., 2.],
-            [0., 2.]])
+            [2., 3.],
+            [4., 6.]])
+
+    A duplicate row is a neighbour at distance 0; the row itself never is:
+
+    >>> distances, indices = kneighbors([[0.0], [5.0], [5.0], [1.0]], 1)
+    >>> indices.ravel().tolist(), distances.ravel().tolist()
+    ([3, 2, 1, 0], [1.0, 0.0, 0.0, 1.0])
     """
     Z = _as_tensor(Z)
     n_samples = Z.shape[0]
@@ -183,9 +194,10 @@ def _approx(Z: torch.Tensor, k: int, random_state):
         random_state = secrets.randbits(31)
     X = np.ascontiguousarray(Z.cpu().numpy(), dtype=np.float32)
     n = X.shape[0]
-    index = NNDescent(X, n_neighbors=k + 1, metric="euclidean", random_state=random_state)
+    degree = max(k + 1, min(_GRAPH_DEGREE, n - 1))
+    index = NNDescent(X, n_neighbors=degree, metric="euclidean", random_state=random_state)
     idx, dist = index.neighbor_graph
-    idx = idx.astype(np.int64, copy=False)
+    idx, dist = idx[:, :k + 1].astype(np.int64), dist[:, :k + 1]
     # Drop each row's own index; a row whose list was filled by duplicates (self left out)
     # drops its farthest entry instead.
     is_self = idx == np.arange(n)[:, None]

@@ -77,8 +77,8 @@ class FakeNNDescent:
         idx[1] = np.argsort(np.where(np.eye(len(data), dtype=bool), np.inf, D), axis=1)[
             1, :n_neighbors]
         dist[1] = np.sort(np.where(np.arange(len(data)) == 1, np.inf, D[1]))[:n_neighbors]
-        idx[5, -2:] = -1
-        dist[5, -2:] = np.inf
+        idx[5, 3:] = -1
+        dist[5, 3:] = np.inf
         self.neighbor_graph = (idx.astype(np.int32), dist)
 
 
