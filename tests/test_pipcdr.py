@@ -228,3 +228,13 @@ def test_warmup_must_be_shorter_than_training(blobs):
     X, _ = blobs
     with pytest.raises(ValueError, match="warmup_epochs"):
         PIPCDR(n_clusters=3, **{**SMALL, "warmup_epochs": 12}).fit(X)
+
+
+def test_tol_stops_when_pseudo_labels_settle(blobs):
+    X, _ = blobs
+    est = PIPCDR(n_clusters=3, random_state=0, tol=0.5, **{**SMALL, "kmeans_every": 1}).fit(X)
+    # k-means after epochs 2 (end of warm-up), 3 and 4; two small changes stop at epoch 4.
+    assert est.converged_ and est.n_iter_ == 4
+    assert len(est.history_["label_change"]) == 2
+    assert max(est.history_["label_change"]) < 0.5
+    assert not PIPCDR(n_clusters=3, random_state=0, **SMALL).fit(X).converged_
