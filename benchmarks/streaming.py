@@ -11,6 +11,7 @@ Examples::
 
     python benchmarks/streaming.py --dataset digits --seeds 3
     python benchmarks/streaming.py --dataset digits --passes 1
+    python benchmarks/streaming.py --dataset digits --seeds 2 --first-seed 3
     python benchmarks/streaming.py --dataset mnist --seeds 1 --chunks 10
 """
 
@@ -38,14 +39,14 @@ def _scores(y, labels):
             "ARI": adjusted_rand_score(y, labels)}
 
 
-def run(dataset, method, seeds, chunks, passes, params, max_rows=None):
+def run(dataset, method, seeds, chunks, passes, params, max_rows=None, first_seed=0):
     import skdeepclust
 
     X, y = load(dataset, max_rows=max_rows)
     n_clusters = len(np.unique(y))
     cls = getattr(skdeepclust, method)
     records = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         est = cls(n_clusters=n_clusters, random_state=seed, **params)
         n_passes = passes if passes is not None else est.max_epochs
         t0 = time.perf_counter()
@@ -83,6 +84,7 @@ def main(argv=None):
     parser.add_argument("--dataset", choices=ALL_DATASETS, default="digits")
     parser.add_argument("--method", default="PIPCDR")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--chunks", type=int, default=10)
     parser.add_argument("--passes", type=int, default=None,
                         help="passes over the chunks (default: the estimator's max_epochs)")
@@ -92,7 +94,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", UserWarning)
     records = run(args.dataset, args.method, args.seeds, args.chunks, args.passes,
-                  json.loads(args.params), args.max_rows)
+                  json.loads(args.params), args.max_rows, args.first_seed)
     out = args.out or RESULTS_DIR / f"streaming-{args.method}-{args.dataset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
