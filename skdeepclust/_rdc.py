@@ -406,6 +406,14 @@ class RDC(BaseDeepClusterer):
     (N < 2,000) raise ``max_epochs`` or lower ``batch_size``. Use
     ``StandardScaler`` in a pipeline; the estimator does not scale.
 
+    **Measured** (defaults, seeds 0-2, mean ACC; ``benchmarks/quality.py``):
+    digits 0.748 (phase 1 alone 0.573, AutoencoderKMeans 0.732, KMeans
+    0.792), iris 0.847, wine 0.931, breast cancer 0.924. On short budgets the
+    ACAI game can stall the autoencoder near the mean row (digits seed 1:
+    phase 1 alone 0.349; 5,000 MNIST rows, 10 epochs: ACC 0.19 at
+    ``adversarial_weight=0.5``, 0.45 at 0.1, 0.43 at 0): lower
+    ``adversarial_weight`` when ``history_["pretrain"]`` stays flat.
+
     **Reported results** (ACC %, single runs): FMNIST 66.6, CIFAR-10 60.1,
     PneumoniaMNIST 86.7, BloodMNIST 59.1, BreastMNIST 66.7, VesselMNIST3D 88.2;
     phase 2 adds 2.5 to 11.9 ACC points over phase 1 alone (ablation, Table 8).
