@@ -404,8 +404,11 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         prototypes (for many clusters or small batches); 0 disables it.
     temperature : float, default=0.5
         Temperature ``tau`` of the CDR loss.
-    cdr_weight : float, default=0.1
-        Weight ``lambda`` of the CDR loss.
+    cdr_weight : float, default=0.03
+        Weight ``lambda`` of the CDR loss (ProPos: 0.1 on CIFAR, 0.001 on
+        ImageNet). On digits, 0.1 let k-means pseudo-labels lock in a poor
+        partition for 2 seeds of 5 (mean ACC 0.79 over seeds 0-4); 0.03 gave
+        0.82 and BYOL alone (0) 0.82.
     n_init : int, default=10
         k-means++ restarts of each spherical k-means.
     augmentation : str, callable or pair of callables, default="corruption"
@@ -576,7 +579,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
                  projector_hidden_dim=256, predictor_hidden_dim=256, batch_size=64, lr=0.2,
                  max_epochs=60, warmup_epochs=5, predictor_lr_scale=10.0, weight_decay=5e-4,
                  sigma=1e-3, momentum=0.99, momentum_schedule="cosine", kmeans_every=5,
-                 queue_size=0, temperature=0.5, cdr_weight=0.1, n_init=10,
+                 queue_size=0, temperature=0.5, cdr_weight=0.03, n_init=10,
                  augmentation="corruption", corruption_rate=0.3, noise_scale=0.1,
                  standardize=True, tol=0.0, device="auto", random_state=None, verbose=0):
         self.n_clusters = n_clusters
