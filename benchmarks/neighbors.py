@@ -116,7 +116,7 @@ def crossover(rows, jit_s, calls, key_exact, key_approx, scale=1.0):
     ``scale`` divides the search times (not the single-threaded compilation). Between two
     measured sizes each method's time is taken as a power of n (a straight line in log-log).
     """
-    rows = sorted(rows, key=lambda r: r["n"])
+    rows = sorted((r for r in rows if key_exact in r and key_approx in r), key=lambda r: r["n"])
     ns = np.array([r["n"] for r in rows], dtype=float)
     exact = np.array([r[key_exact] for r in rows]) / scale
     approx = np.array([r[key_approx] for r in rows]) / scale

@@ -12,8 +12,8 @@ __all__ = ["kneighbors", "EXACT_THRESHOLD", "CUDA_EXACT_THRESHOLD"]
 
 # Measured by benchmarks/neighbors.py (results in benchmarks/results/neighbors.json); the
 # kneighbors docstring gives the numbers behind both values.
-EXACT_THRESHOLD = 50_000
-CUDA_EXACT_THRESHOLD = 1_000_000
+EXACT_THRESHOLD = 40_000
+CUDA_EXACT_THRESHOLD = 500_000
 
 # Bytes of the one (chunk x n) score block that the exact search holds at a time, and the
 # most rows per chunk (so that even small inputs are never scored as one n x n block).
@@ -58,9 +58,9 @@ def kneighbors(Z, n_neighbors, random_state=None, *, method="auto",
         duplicates pushed it out, the farthest entry) is dropped. ``"auto"``:
         exact when ``n_samples <= exact_threshold``, or when ``Z`` is a CUDA
         tensor and ``n_samples <= cuda_exact_threshold``; approximate above.
-    exact_threshold : int, default=50_000
+    exact_threshold : int, default=40_000
         Largest ``n_samples`` searched exactly on the CPU by ``"auto"``.
-    cuda_exact_threshold : int, default=1_000_000
+    cuda_exact_threshold : int, default=500_000
         Largest ``n_samples`` searched exactly on CUDA by ``"auto"``.
 
     Returns
@@ -77,31 +77,47 @@ def kneighbors(Z, n_neighbors, random_state=None, *, method="auto",
         If ``Z`` is not 2-D or not finite, ``n_neighbors`` is not an integer
         in ``[1, n_samples - 1]``, or ``method`` is unknown.
 
+    See Also
+    --------
+    sklearn.neighbors.NearestNeighbors : Exact search on the CPU (trees, brute force).
+    pynndescent.NNDescent : The approximate search used above the threshold.
+
     Notes
     -----
     How the thresholds were chosen (``python benchmarks/neighbors.py`` on the
-    project's 2-core CPU machine, k=10, OMP_WAIT_POLICY=PASSIVE; full table in
-    ``benchmarks/results/neighbors.json``):
+    project's shared 2-core CPU machine, k=10, Gaussian blobs,
+    OMP_WAIT_POLICY=PASSIVE; full table in
+    ``benchmarks/results/neighbors.json``). The machine was busy (load
+    average 12-28), so the comparison uses the CPU seconds each call spent
+    (all threads; on an idle machine both searches take about half of that
+    in wall time):
 
-    - Exact search costs ``O(n^2 d)``. It took 0.4 s at 10,000 x 10,
-      9 s at 50,000 x 10, 36 s at 100,000 x 10 and 140 s at 200,000 x 10.
-    - pynndescent, once compiled, costs about ``O(n log n)``: 0.8 s at
-      10,000 x 10, 4 s at 50,000, 8 s at 100,000 and 17 s at 200,000.
-      Its first call in a process also compiles its numba functions, which
-      cost about 40 s once per process (numba's disk cache does not cover
-      the NN-descent kernels).
-    - Realistic amortisation: a method that refreshes its neighbours calls
-      this function once per epoch, so the compile cost is shared by tens of
-      calls, while a method that searches once pays all of it. Above about
-      50,000 rows exact search loses even to a cold first call amortised
-      over a handful of calls, and it grows quadratically from there; below
-      it, exact search is no slower than warm NN-descent, needs no compile
-      and has recall 1. Hence ``exact_threshold=50_000``.
-    - CUDA was not measured here (no GPU on the machine). The design notes
-      report the exact search over 70,000 x 10 in 0.09 s on an H200; scaled
-      quadratically that is about 18 s at 1,000,000 rows, against 2.4 s for
-      warm pynndescent plus about 40 s of compilation there. Hence
-      ``cuda_exact_threshold=1_000_000``, pending a measurement on a GPU.
+    ======  ===========  ===========  ===========  ===========
+    n       exact, d=10  NN-descent   exact, d=50  NN-descent
+    ======  ===========  ===========  ===========  ===========
+    10k     0.5 s        0.6 s (1.0)  0.5 s        0.7 s (1.0)
+    50k     12 s         3.4 s (1.0)  15 s         4.1 s (.99)
+    100k    54 s         7.5 s (1.0)  64 s         9.6 s (.98)
+    200k    225 s        17 s (1.0)   274 s        22 s (.96)
+    ======  ===========  ===========  ===========  ===========
+
+    (NN-descent warm, recall@10 against exact in brackets.) Exact search
+    grows as ``n^2`` and holds about 256 MB of scores at a time; NN-descent
+    grows about as ``n log n``, but its first call in a process compiles its
+    numba functions: 34 CPU seconds (single-threaded), paid once per process.
+    Amortised over 1, 10 or 100 searches in a process, NN-descent beats exact
+    search from about 80-120k, 33-44k or 16-20k rows. Methods that use
+    neighbours refresh them every few epochs, and a fit often stops early,
+    so 10 searches per process is the realistic case:
+    ``exact_threshold=40_000``. Below it, exact search also needs no
+    compilation and has recall 1.
+
+    CUDA was not measured (no GPU on the machine). The design notes give
+    0.09 s for the exact search over 70,000 x 10 on an H200, and 2.4 s for
+    warm pynndescent over 1,000,000 x 10 on that host plus 39 s of
+    compilation; with the same amortisation over 10 searches, exact search
+    (scaled as ``n^2``) stays ahead up to about 500,000 rows:
+    ``cuda_exact_threshold=500_000``, to be confirmed on a GPU.
 
     Examples
     --------
