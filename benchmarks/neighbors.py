@@ -202,6 +202,8 @@ def main(argv=None):
     if args.merge and args.out.exists():
         report = json.loads(args.out.read_text())
     report.update(environment=environment(), load_average_start=os.getloadavg())
+    if "approx" not in methods and "cold" not in report:
+        parser.error("--methods exact needs --merge onto a JSON that has the approx results")
     if "approx" in methods:
         # The compile cost exists once per interpreter: measure it in a fresh one.
         proc = subprocess.run(
