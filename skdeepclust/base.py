@@ -340,9 +340,10 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         return q.float().cpu().numpy()
 
     def score(self, X, y=None):
-        """Opposite of the mean squared distance of ``X`` to its closest centre, in embedding space.
+        """Opposite of the sum of squared distances of ``X`` to its closest centre, in embedding space.
 
-        Higher is better; it needs no labels. It compares fits of the same
+        As :meth:`sklearn.cluster.KMeans.score` (minus an inertia), in the
+        embedding space. Higher is better; it needs no labels. It compares fits of the same
         estimator on the same data (e.g. seeds); across ``n_clusters`` it
         rises with the number of clusters, as k-means' inertia falls.
 
@@ -359,7 +360,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         """
         Z = torch.as_tensor(self.transform(X))
         centers = torch.as_tensor(np.asarray(self.cluster_centers_, dtype=np.float32))
-        return -float(torch.cdist(Z, centers).pow(2).min(dim=1).values.mean())
+        return -float(torch.cdist(Z, centers).pow(2).min(dim=1).values.sum())
 
     def _cluster_scores(self, Z):
         # All n_clusters centres, in the order of the scores (empty ones included).
