@@ -340,7 +340,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         return q.float().cpu().numpy()
 
     def score(self, X, y=None):
-        """Opposite of the sum of squared distances of ``X`` to its closest centre, in embedding space.
+        """Opposite of the summed squared distance of ``X`` to its closest centres.
 
         As :meth:`sklearn.cluster.KMeans.score` (minus an inertia), in the
         embedding space. Higher is better; it needs no labels. It compares fits of the same
