@@ -638,34 +638,7 @@ class RDC(BaseDeepClusterer):
         self._eval_mode()
         self.inertia_ = self._inertia(torch.as_tensor(X, device=self._inference_device()))
 
-    def _inertia(self, X_t):
-        Z = batched_apply(self._embed, X_t)
-        centers = torch.as_tensor(np.asarray(self.cluster_centers_, dtype=np.float32),
-                                  device=Z.device)
-        return float(torch.cdist(Z, centers).pow(2).min(dim=1).values.double().sum())
-
     # ------------------------------------------------------------ inference
 
     def _embed(self, X):
         return self.net_.module_.autoencoder.encoder(X)
-
-    def score(self, X, y=None):
-        """Opposite of the sum of squared distances of the codes of ``X`` to their closest centre.
-
-        As :meth:`sklearn.cluster.KMeans.score`, in the code space; higher is
-        better.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to score.
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        score : float
-        """
-        X_t = self._check_test_data(X)
-        self._eval_mode()
-        return -self._inertia(X_t)

@@ -358,9 +358,16 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         -------
         score : float
         """
-        Z = torch.as_tensor(self.transform(X))
-        centers = torch.as_tensor(np.asarray(self.cluster_centers_, dtype=np.float32))
-        return -float(torch.cdist(Z, centers).pow(2).min(dim=1).values.sum())
+        X_t = self._check_test_data(X)
+        self._eval_mode()
+        return -self._inertia(X_t)
+
+    def _inertia(self, X_t):
+        """Sum of squared distances of the embedded rows to their closest centre."""
+        Z = batched_apply(self._embed, X_t, _INFERENCE_BATCH)
+        centers = torch.as_tensor(np.asarray(self.cluster_centers_, dtype=np.float32),
+                                  device=Z.device)
+        return float(torch.cdist(Z, centers).pow(2).min(dim=1).values.double().sum())
 
     def _cluster_scores(self, Z):
         # All n_clusters centres, in the order of the scores (empty ones included).
