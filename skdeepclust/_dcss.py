@@ -12,7 +12,7 @@ from skorch.utils import TeeGenerator
 from torch import nn
 
 from skdeepclust._autoencoder_kmeans import encode, pretrain_autoencoder
-from skdeepclust._training import SliceIterator, UnsupervisedNet, batched_apply, loss_history
+from skdeepclust._training import UnsupervisedNet, batched_apply, loss_history
 from skdeepclust.base import BaseDeepClusterer
 from skdeepclust.losses import reconstruction_loss
 from skdeepclust.nn import ClusteringHead, xavier_init
@@ -278,29 +278,6 @@ class _PairCriterion(nn.Module):
         return loss
 
 
-class _NoSingletonIterator(SliceIterator):
-    """Merges a last batch of one row into the one before (BatchNorm needs two rows)."""
-
-    def __len__(self):
-        n_batches = super().__len__()
-        if n_batches > 1 and len(self.dataset) % self.batch_size == 1:
-            return n_batches - 1
-        return n_batches
-
-    def __iter__(self):
-        X = self.dataset.X
-        n = X.shape[0]
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.dataset.generator).to(X.device)
-        else:
-            order = torch.arange(n, device=X.device)
-        n_batches = len(self)
-        for b in range(n_batches):
-            stop = (b + 1) * self.batch_size if b < n_batches - 1 else n
-            idx = order[b * self.batch_size:stop]
-            yield X[idx], idx
-
-
 class _Phase2Net(UnsupervisedNet):
     """Phase 2: encoder + MNet on pair losses; u-space pairs for the first T2 epochs.
 
@@ -309,14 +286,11 @@ class _Phase2Net(UnsupervisedNet):
     that check reads one boolean per batch.
     """
 
+    merge_singleton = True  # MNet's BatchNorm cannot train on a batch of one row
+
     def __init__(self, *args, u_space_epochs=5, **kwargs):
         super().__init__(*args, **kwargs)
         self.u_space_epochs = u_space_epochs
-
-    def get_iterator(self, dataset, training=False):
-        if training:
-            return _NoSingletonIterator(dataset, self.batch_size, shuffle=True)
-        return super().get_iterator(dataset, training=training)
 
     def train_step(self, batch, **fit_params):
         self._zero_grad_optimizer()

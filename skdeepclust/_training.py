@@ -77,20 +77,27 @@ class SliceIterator:
     drop_last : bool, default=False
         Drop a last batch smaller than ``batch_size``. It is never dropped
         when it is the only batch.
+    merge_singleton : bool, default=False
+        Merge a last batch of a single row into the batch before it
+        (BatchNorm cannot train on one row); no row is left out.
     """
 
     def __init__(self, dataset: IndexedTensorDataset, batch_size: int, shuffle: bool = False,
-                 drop_last: bool = False):
+                 drop_last: bool = False, merge_singleton: bool = False):
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
+        self.merge_singleton = merge_singleton
 
     def __len__(self) -> int:
         n = len(self.dataset)
         if self.drop_last and n > self.batch_size:
             return n // self.batch_size
-        return math.ceil(n / self.batch_size)
+        n_batches = math.ceil(n / self.batch_size)
+        if self.merge_singleton and n_batches > 1 and n % self.batch_size == 1:
+            return n_batches - 1
+        return n_batches
 
     def __iter__(self):
         X = self.dataset.X
@@ -99,8 +106,11 @@ class SliceIterator:
             order = torch.randperm(n, generator=self.dataset.generator).to(X.device)
         else:
             order = torch.arange(n, device=X.device)
-        for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+        n_batches = len(self)
+        for b in range(n_batches):
+            # The last batch runs to the end when a singleton was merged into it.
+            stop = n if self.merge_singleton and b == n_batches - 1 else (b + 1) * self.batch_size
+            idx = order[b * self.batch_size:stop]
             yield X[idx], idx
 
 
@@ -140,8 +150,11 @@ class UnsupervisedNet(NeuralNet):
 
     def get_iterator(self, dataset, training=False):
         if isinstance(dataset, IndexedTensorDataset):
-            return SliceIterator(dataset, self.batch_size, shuffle=training,
-                                 drop_last=training and getattr(self, "drop_last", False))
+            return SliceIterator(
+                dataset, self.batch_size, shuffle=training,
+                drop_last=training and getattr(self, "drop_last", False),
+                merge_singleton=training and getattr(self, "merge_singleton", False),
+            )
         return super().get_iterator(dataset, training=training)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):

@@ -10,14 +10,14 @@ from sklearn.utils._param_validation import InvalidParameterError
 import skdeepclust._dcss as dcss_module
 from skdeepclust import DCSS
 from skdeepclust._dcss import (
-    _NoSingletonIterator,
     _PairCriterion,
+    _Phase2Net,
     fuzzy_memberships,
     pair_loss,
     phase1_loss,
     update_centers,
 )
-from skdeepclust._training import IndexedTensorDataset
+from skdeepclust._training import IndexedTensorDataset, SliceIterator
 
 TINY = dict(hidden_layer_sizes=(16,), embedding_dim=2, mnet_hidden_layer_sizes=(8,),
             batch_size=50, pretrain_epochs=5, max_epochs=2, mnet_epochs=3, u_space_epochs=1,
@@ -112,15 +112,18 @@ def test_pair_criterion_switches_from_p_to_q():
     assert float(crit((u, q), None, None)) == 0.0 and not bool(crit.active_)
 
 
-def test_no_singleton_iterator_merges_a_last_row():
+def test_phase_2_iterator_merges_a_last_row():
     gen = torch.Generator().manual_seed(0)
-    sizes = [len(i) for _, i in _NoSingletonIterator(IndexedTensorDataset(torch.zeros(11, 2), gen),
-                                                     5, shuffle=True)]
-    assert sizes == [5, 6]
-    it = _NoSingletonIterator(IndexedTensorDataset(torch.zeros(10, 2), gen), 4, shuffle=True)
+    assert _Phase2Net.merge_singleton
+
+    def merging(n, batch_size):
+        return SliceIterator(IndexedTensorDataset(torch.zeros(n, 2), gen), batch_size,
+                             shuffle=True, merge_singleton=True)
+
+    assert [len(i) for _, i in merging(11, 5)] == [5, 6]
+    it = merging(10, 4)
     assert [len(i) for _, i in it] == [4, 4, 2] and len(it) == 3
-    seen = torch.cat([i for _, i in _NoSingletonIterator(
-        IndexedTensorDataset(torch.zeros(11, 2), gen), 5, shuffle=True)])
+    seen = torch.cat([i for _, i in merging(11, 5)])
     assert sorted(seen.tolist()) == list(range(11))
 
 
