@@ -17,7 +17,7 @@ __all__ = ["AutoencoderKMeans"]
 
 
 def pretrain_autoencoder(X, ctx, *, hidden_layer_sizes, embedding_dim, epochs, lr=None,
-                         phase="pretrain"):
+                         phase="pretrain", batch_size=None):
     """Build an :class:`~skdeepclust.nn.MLPAutoencoder` (Xavier init) and pretrain it.
 
     Shared by every autoencoder-based method.
@@ -38,6 +38,8 @@ def pretrain_autoencoder(X, ctx, *, hidden_layer_sizes, embedding_dim, epochs, l
         Learning rate; the estimator's ``lr`` when None.
     phase : str, default="pretrain"
         Phase name (progress bar, errors, ``history_`` key).
+    batch_size : int, default=None
+        Rows per update; the estimator's ``batch_size`` when None.
 
     Returns
     -------
@@ -46,7 +48,7 @@ def pretrain_autoencoder(X, ctx, *, hidden_layer_sizes, embedding_dim, epochs, l
     """
     module = xavier_init(MLPAutoencoder(X.shape[1], hidden_layer_sizes, embedding_dim))
     return ctx.train_phase(module, ReconstructionCriterion(), X, epochs=epochs, lr=lr,
-                           phase=phase)
+                           phase=phase, batch_size=batch_size)
 
 
 def encode(net, X):
