@@ -23,6 +23,7 @@ from skdeepclust.augment import (
     fit_augmentation,
 )
 from skdeepclust.base import BaseDeepClusterer, ContinualClustererMixin
+from skdeepclust.neighbors import kneighbors
 from skdeepclust.nn import MLP, copy_module, cosine_momentum, ema_update
 from skdeepclust.utils._docstrings import fill_doc
 
@@ -185,8 +186,12 @@ class _TrainState:
     """What one fit (or one partial_fit call) trains with; dropped afterwards (not pickled)."""
 
     def __init__(self, *, mode, views, labels, generator, step, est, steps_per_epoch,
-                 ramp_steps=0):
+                 ramp_steps=0, epoch_factor=1):
         self.mode = mode
+        # fit: max_epochs, warmup_epochs and kmeans_every times this factor (min_steps).
+        self.max_epochs = est.max_epochs * epoch_factor
+        self.warmup_epochs = est.warmup_epochs * epoch_factor
+        self.kmeans_every = est.kmeans_every * epoch_factor
         self.view_a, self.view_b = views
         self.labels = labels
         self.generator = generator
@@ -200,6 +205,19 @@ class _TrainState:
         self.converged = False
         self.kmeans_fn = None
         self.kmeans_runs = 0
+        self.data = None
+        self.neighbors = None
+
+    def anchor(self, x, idx):
+        """A random point between each row and one of its input-space neighbours."""
+        nbrs = self.neighbors
+        if nbrs is None:
+            return x
+        b, k = idx.shape[0], nbrs.shape[1]
+        pick = torch.randint(k, (b, 1), generator=self.generator, device=x.device)
+        other = self.data[nbrs[idx].gather(1, pick).squeeze(1)]
+        u = torch.rand((b, 1), generator=self.generator, device=x.device, dtype=x.dtype)
+        return x + u * (other - x)
 
     def schedule(self, s):
         """(lr, EMA momentum, warm) at global step ``s``."""
@@ -208,7 +226,7 @@ class _TrainState:
             ramp = self.ramp_steps
             lr = est.lr * min(1.0, (s + 1) / ramp) if ramp else est.lr
             return lr, est.momentum, s < ramp
-        S, E, W = self.steps_per_epoch, est.max_epochs, est.warmup_epochs
+        S, E, W = self.steps_per_epoch, self.max_epochs, self.warmup_epochs
         epoch = s / S
         if epoch < W:
             lr = est.lr * (s + 1) / (W * S)
@@ -266,7 +284,8 @@ class _PIPCDRNet(UnsupervisedNet):
         self._set_training(True)
         x, idx = batch
         st, module, est = self.state, self.module_, self.state.est
-        xa, xb = st.view_a(x, st.generator), st.view_b(x, st.generator)
+        xa = st.view_a(st.anchor(x, idx), st.generator)
+        xb = st.view_b(st.anchor(x, idx), st.generator)
         z = module.online(torch.cat([xa, xb]))
         with torch.no_grad():
             t = F.normalize(module.target(torch.cat([xb, xa])), dim=1)
@@ -289,9 +308,9 @@ class _PIPCDRNet(UnsupervisedNet):
         if st.mode != "fit" or not math.isfinite(loss):
             return  # the non-finite guard reports a diverged loss
         est, epoch = st.est, len(self.history)
-        W, r = est.warmup_epochs, est.kmeans_every
+        W, r = st.warmup_epochs, st.kmeans_every
         # Labels are unused during warm-up; always refresh at its end.
-        if epoch < est.max_epochs and epoch >= W and (epoch - W) % r == 0:
+        if epoch < st.max_epochs and epoch >= W and (epoch - W) % r == 0:
             st.kmeans_fn(self.module_)
             lc = st.label_change
             if est.tol > 0 and len(lc) >= 2 and lc[-1] < est.tol and lc[-2] < est.tol:
@@ -379,6 +398,14 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         Peak learning rate of SGD (momentum 0.9): linear warm-up over
         ``warmup_epochs``, then a cosine decay to 0.
     {max_epochs}
+    min_steps : int, default=3000
+        Fewest optimiser steps of a :meth:`fit`: when ``max_epochs`` epochs
+        of ``n_samples // batch_size`` steps make fewer, ``max_epochs``,
+        ``warmup_epochs`` and ``kmeans_every`` are all multiplied by
+        ``ceil(min_steps / (max_epochs * steps_per_epoch))`` (same schedule,
+        stretched; ``n_iter_`` gives the epochs run). Small data sets need
+        it: the EMA target and the k-means refreshes need steps, not epochs.
+        0 disables it.
     warmup_epochs : int, default=5
         Epochs of learning-rate warm-up, during which ``sigma`` and
         ``cdr_weight`` are 0 (BYOL only). Must be below ``max_epochs``.
@@ -411,6 +438,14 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         0.82 and BYOL alone (0) 0.82.
     n_init : int, default=10
         k-means++ restarts of each spherical k-means.
+    n_neighbors : int, default=10
+        Each view starts from a random point ``x + u (x_j - x)``,
+        ``u ~ U(0, 1)``, between the row ``x`` and one of its
+        ``n_neighbors`` nearest rows ``x_j`` (Euclidean, in the standardised
+        input space, found once per fit with
+        :func:`skdeepclust.neighbors.kneighbors`; within the chunk in
+        :meth:`partial_fit`), then ``augmentation`` corrupts it. Nearby rows
+        thus act as positives; 0 gives views of the row itself (ProPos).
     augmentation : str, callable or pair of callables, default="corruption"
         How the two views of a row are drawn, on standardised data: one of
         "corruption", "noise", "mask", or callables. "corruption":
@@ -424,7 +459,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         ``(fn_a, fn_b)`` draws asymmetric views. It must return a tensor of
         ``x``'s shape, dtype and device, leave ``x`` unchanged, and be
         picklable (a top-level function or object).
-    corruption_rate : float, default=0.3
+    corruption_rate : float, default=0.15
         Probability that an entry is corrupted ("corruption", "mask").
     noise_scale : float, default=0.1
         Gaussian noise, in standard deviations of each feature.
@@ -535,7 +570,8 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     >>> X, _ = make_blobs(n_samples=300, centers=3, n_features=5, random_state=0)
     >>> est = PIPCDR(n_clusters=3, hidden_layer_sizes=(32,), projector_hidden_dim=32,
     ...              predictor_hidden_dim=32, embedding_dim=8, batch_size=64,
-    ...              max_epochs=10, warmup_epochs=2, momentum=0.9, random_state=0).fit(X)
+    ...              max_epochs=10, min_steps=0, warmup_epochs=2, momentum=0.9,
+    ...              random_state=0).fit(X)
     >>> est.labels_.shape, est.transform(X).shape
     ((300,), (300, 8))
     >>> bool((est.predict(X) == est.labels_).all())
@@ -557,6 +593,8 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         "projector_hidden_dim": [Interval(Integral, 1, None, closed="left")],
         "predictor_hidden_dim": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "min_steps": [Interval(Integral, 0, None, closed="left")],
+        "n_neighbors": [Interval(Integral, 0, None, closed="left")],
         "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "predictor_lr_scale": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -577,10 +615,12 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
 
     def __init__(self, n_clusters=8, *, embedding_dim=64, hidden_layer_sizes=(256,),
                  projector_hidden_dim=256, predictor_hidden_dim=256, batch_size=64, lr=0.2,
-                 max_epochs=60, warmup_epochs=5, predictor_lr_scale=10.0, weight_decay=5e-4,
+                 max_epochs=60, min_steps=3000, warmup_epochs=5, predictor_lr_scale=10.0,
+                 weight_decay=5e-4,
                  sigma=1e-3, momentum=0.99, momentum_schedule="cosine", kmeans_every=5,
                  queue_size=0, temperature=0.5, cdr_weight=0.03, n_init=10,
-                 augmentation="corruption", corruption_rate=0.3, noise_scale=0.1,
+                 n_neighbors=10, augmentation="corruption", corruption_rate=0.15,
+                 noise_scale=0.1,
                  standardize=True, tol=0.0, device="auto", random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
@@ -590,6 +630,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         self.batch_size = batch_size
         self.lr = lr
         self.max_epochs = max_epochs
+        self.min_steps = min_steps
         self.warmup_epochs = warmup_epochs
         self.predictor_lr_scale = predictor_lr_scale
         self.weight_decay = weight_decay
@@ -601,6 +642,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         self.temperature = temperature
         self.cdr_weight = cdr_weight
         self.n_init = n_init
+        self.n_neighbors = n_neighbors
         self.augmentation = augmentation
         self.corruption_rate = corruption_rate
         self.noise_scale = noise_scale
@@ -653,6 +695,15 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
                 raise ValueError("augmentation must not modify its input in place.")
         return views
 
+    def _set_neighbors(self, state, Xs, ctx):
+        """Input-space neighbours of the training rows, for the views (``n_neighbors``)."""
+        n = Xs.shape[0]
+        if self.n_neighbors == 0 or n < 2:
+            return
+        _, state.neighbors = kneighbors(Xs, min(self.n_neighbors, n - 1),
+                                        random_state=ctx.sub_seed())
+        state.data = Xs
+
     def _build(self, n_features, device):
         module = _PIPCDRModule(n_features, list(self.hidden_layer_sizes),
                                self.projector_hidden_dim, self.embedding_dim,
@@ -699,12 +750,14 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         Xs = module.standardize(X)
         b = min(self.batch_size, n)
         S = max(1, n // b)
-        self._warn_settings(self.max_epochs * S)
+        factor = max(1, math.ceil(self.min_steps / (self.max_epochs * S)))
+        self._warn_settings(self.max_epochs * factor * S)
         kgen = torch.Generator().manual_seed(ctx.sub_seed())
         state = _TrainState(mode="fit", views=self._views(Xs, ctx.device_generator),
                             labels=torch.zeros(n, dtype=torch.long, device=X.device),
                             generator=ctx.device_generator, step=0, est=self,
-                            steps_per_epoch=S)
+                            steps_per_epoch=S, epoch_factor=factor)
+        self._set_neighbors(state, Xs, ctx)
 
         def refresh(module):
             E = self._embed_all(module, X)
@@ -723,7 +776,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         state.kmeans_fn = refresh
         if self.warmup_epochs == 0:
             refresh(module)
-        net = self._net(ctx, module, Xs, state, b, epochs=self.max_epochs)
+        net = self._net(ctx, module, Xs, state, b, epochs=state.max_epochs)
         net.state = None
         module.eval()  # labels_ and predict share the eval-mode forward
         E = self._embed_all(module, X)
@@ -738,7 +791,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
             "m2": (X64.var(dim=0, unbiased=False) * n).cpu().numpy(),
             "reservoir": X_np[np.sort(sample)], "seen": n,
             "counts": counts.astype(np.float64), "step": state.step,
-            "ramp_steps": self.warmup_epochs * S, "calls": 0,
+            "ramp_steps": state.warmup_epochs * S, "calls": 0,
         }
         return {
             "net_": net,
@@ -807,6 +860,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
                             labels=labels, generator=ctx.device_generator,
                             step=stream["step"], est=self, steps_per_epoch=steps,
                             ramp_steps=stream["ramp_steps"])
+        self._set_neighbors(state, Xs, ctx)
         if first_call:
             net = self._net(ctx, module, Xs, state, b)
         else:

@@ -18,7 +18,7 @@ from skdeepclust.nn import cosine_momentum, ema_update
 
 SMALL = dict(hidden_layer_sizes=(32,), projector_hidden_dim=32, predictor_hidden_dim=32,
              embedding_dim=8, batch_size=64, max_epochs=12, warmup_epochs=2, momentum=0.9,
-             n_init=3)
+             n_init=3, min_steps=0)
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +238,43 @@ def test_tol_stops_when_pseudo_labels_settle(blobs):
     assert len(est.history_["label_change"]) == 2
     assert max(est.history_["label_change"]) < 0.5
     assert not PIPCDR(n_clusters=3, random_state=0, **SMALL).fit(X).converged_
+
+
+def test_min_steps_stretches_the_whole_schedule(blobs):
+    X, _ = blobs
+    # 300 rows, batch 64: 4 steps per epoch; 3 epochs make 12 < 30 steps, so every
+    # epoch count is tripled (ceil(30 / 12) = 3): 9 epochs, warm-up 3, k-means every 3.
+    params = {**SMALL, "max_epochs": 3, "warmup_epochs": 1, "kmeans_every": 1}
+    est = PIPCDR(n_clusters=3, random_state=0, **{**params, "min_steps": 30}).fit(X)
+    assert est.n_iter_ == 9
+    assert est.history_["cdr"][:3] == [0.0, 0.0, 0.0] and est.history_["cdr"][3] > 0
+    assert len(est.history_["label_change"]) == 1  # refreshes after epochs 3 and 6
+    assert PIPCDR(n_clusters=3, random_state=0, **{**params, "min_steps": 12}).fit(X).n_iter_ == 3
+
+
+class _Recorder:
+    """Identity augmentation that keeps every batch it is given."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, x, generator):
+        self.seen.append(x.clone())
+        return x.clone()
+
+
+def test_views_start_between_a_row_and_one_of_its_neighbours():
+    # Pairs of rows 0.5 apart, pairs 10 apart: each row's nearest neighbour is its partner.
+    base = np.repeat(np.arange(20.0) * 10.0, 2)
+    X = np.stack([base + np.tile([0.0, 0.5], 20), np.zeros(40)], axis=1)
+    params = {**SMALL, "batch_size": 16, "max_epochs": 2, "warmup_epochs": 1}
+    for k, moved in ((1, True), (0, False)):
+        rec = _Recorder()
+        PIPCDR(n_clusters=2, random_state=0, standardize=False, n_neighbors=k,
+               augmentation=rec, **params).fit(X)
+        seen = torch.cat(rec.seen[1:]).numpy()  # [0] is the 2-row contract check
+        offset = seen[:, 0] - 10.0 * np.floor(seen[:, 0] / 10.0)
+        assert np.all(seen[:, 1] == 0.0)
+        assert np.all((offset >= 0.0) & (offset <= 0.5 + 1e-6))  # on the pair's segment
+        between = (offset > 1e-6) & (offset < 0.5 - 1e-6)
+        assert between.any() == moved

@@ -13,7 +13,7 @@ TINY_PARAMS = {
                  u_space_epochs=10, mnet_lr=1e-2, kmeans_n_init=1),
     "PIPCDR": dict(hidden_layer_sizes=(8,), projector_hidden_dim=8, predictor_hidden_dim=8,
                    embedding_dim=4, batch_size=32, max_epochs=2, warmup_epochs=1, n_init=2,
-                   momentum=0.5),
+                   momentum=0.5, min_steps=0),
     "RDC": dict(hidden_layer_sizes=(16,), embedding_dim=2, pretrain_epochs=2, max_epochs=2,
                 n_neighbors=2, n_iter_no_change=1, batch_size=16, kmeans_n_init=1),
 }
