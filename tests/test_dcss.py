@@ -6,12 +6,14 @@ import torch
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 from sklearn.utils._param_validation import InvalidParameterError
+from torch import nn
 
 import skdeepclust._dcss as dcss_module
 from skdeepclust import DCSS
 from skdeepclust._dcss import (
     _PairCriterion,
     _Phase2Net,
+    autoencoder_batch_size,
     fuzzy_memberships,
     pair_loss,
     phase1_loss,
@@ -112,6 +114,32 @@ def test_pair_criterion_switches_from_p_to_q():
     assert float(crit((u, q), None, None)) == 0.0 and not bool(crit.active_)
 
 
+@pytest.mark.parametrize("n, batch_size, expected", [
+    (10_000, 256, 256), (1797, 256, 60), (5000, 100, 100), (150, 256, 32), (20, 256, 20),
+    (150, 16, 16),
+])
+def test_autoencoder_batch_gives_30_updates_per_epoch_on_small_data(n, batch_size, expected):
+    assert autoencoder_batch_size(n, batch_size) == expected
+
+
+def test_u_space_epoch_makes_at_least_30_updates_over_whole_passes():
+    def phase2_net(batch_size):
+        crit = _PairCriterion(torch.zeros(2, 2), fuzziness=1.5, zeta=0.8, gamma=0.2)
+        return _Phase2Net(nn.Linear(2, 2), crit, batch_size=batch_size).initialize()
+
+    dataset = IndexedTensorDataset(torch.zeros(100, 2), torch.Generator().manual_seed(0))
+    net = phase2_net(40)
+    epoch = net.get_iterator(dataset, training=True)
+    batches = [idx for _, idx in epoch]
+    assert len(epoch) == len(batches) == 30  # 3 batches (40, 40, 20) x 10 passes
+    for start in range(0, 30, 3):  # every pass covers each row once
+        assert sorted(torch.cat(batches[start:start + 3]).tolist()) == list(range(100))
+    net.criterion_.u_space = False  # q-space epochs: one pass (read when iterated)
+    assert len(epoch) == len(list(epoch)) == 3
+    assert len(phase2_net(2).get_iterator(dataset, training=True)) == 50  # one pass
+    assert len(net.get_iterator(dataset, training=False)) == 3  # inference: one pass
+
+
 def test_phase_2_iterator_merges_a_last_row():
     gen = torch.Generator().manual_seed(0)
     assert _Phase2Net.merge_singleton
@@ -135,7 +163,9 @@ def test_phase1_makes_k_updates_per_batch(blobs):
     est = DCSS(n_clusters=3, **{**TINY, "mnet_epochs": 0, "max_epochs": 2}).fit(X)
     opt = est.net_.optimizer_
     steps = {int(opt.state[p]["step"]) for p in est.net_.module_.parameters()}
-    assert steps == {3 * 3 * 2}  # K runs x 3 batches of 50 x 2 epochs
+    # K runs x 5 batches x 2 epochs: on 150 rows the autoencoder's batches have
+    # max(32, ceil(150 / 30)) = 32 rows instead of batch_size=50.
+    assert steps == {3 * 5 * 2}
 
 
 def test_centre_refresh_schedule(blobs, monkeypatch):
@@ -164,7 +194,9 @@ def test_phase2_pairs_from_u_space_then_q_space(blobs, monkeypatch):
 
     monkeypatch.setattr(_PairCriterion, "forward", recording)
     DCSS(n_clusters=3, **{**TINY, "mnet_epochs": 3, "u_space_epochs": 1}).fit(blobs[0])
-    assert flags == [True] * 3 + [False] * 6  # 3 batches per epoch
+    # batches of 50 rows (phase 2 keeps batch_size); 3 batches per pass, so a u-space
+    # epoch makes ceil(30 / 3) = 10 passes, a q-space epoch one
+    assert flags == [True] * 30 + [False] * 6
 
 
 def test_fitted_attributes_and_inference(blobs):
