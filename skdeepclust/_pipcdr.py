@@ -398,7 +398,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         Peak learning rate of SGD (momentum 0.9): linear warm-up over
         ``warmup_epochs``, then a cosine decay to 0.
     {max_epochs}
-    min_steps : int, default=3000
+    min_steps : int, default=5000
         Fewest optimiser steps of a :meth:`fit`: when ``max_epochs`` epochs
         of ``n_samples // batch_size`` steps make fewer, ``max_epochs``,
         ``warmup_epochs`` and ``kmeans_every`` are all multiplied by
@@ -615,7 +615,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
 
     def __init__(self, n_clusters=8, *, embedding_dim=64, hidden_layer_sizes=(256,),
                  projector_hidden_dim=256, predictor_hidden_dim=256, batch_size=64, lr=0.2,
-                 max_epochs=60, min_steps=3000, warmup_epochs=5, predictor_lr_scale=10.0,
+                 max_epochs=60, min_steps=5000, warmup_epochs=5, predictor_lr_scale=10.0,
                  weight_decay=5e-4,
                  sigma=1e-3, momentum=0.99, momentum_schedule="cosine", kmeans_every=5,
                  queue_size=0, temperature=0.5, cdr_weight=0.03, n_init=10,
