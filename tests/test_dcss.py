@@ -1,10 +1,13 @@
 """DCSS: each loss term against hand-worked values, the training schedule, known structure."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 from torch import nn
 
@@ -15,6 +18,7 @@ from skdeepclust._dcss import (
     _Phase2Net,
     autoencoder_batch_size,
     fuzzy_memberships,
+    mnet_warmup_loss,
     pair_loss,
     phase1_loss,
     update_centers,
@@ -189,14 +193,46 @@ def test_phase2_pairs_from_u_space_then_q_space(blobs, monkeypatch):
     original = _PairCriterion.forward
 
     def recording(self, y_pred, index, X):
-        flags.append(self.u_space)
+        flags.append("warmup" if self.warmup else "u" if self.u_space else "q")
         return original(self, y_pred, index, X)
 
     monkeypatch.setattr(_PairCriterion, "forward", recording)
-    DCSS(n_clusters=3, **{**TINY, "mnet_epochs": 3, "u_space_epochs": 1}).fit(blobs[0])
-    # batches of 50 rows (phase 2 keeps batch_size); 3 batches per pass, so a u-space
-    # epoch makes ceil(30 / 3) = 10 passes, a q-space epoch one
-    assert flags == [True] * 30 + [False] * 6
+    est = DCSS(n_clusters=3, **{**TINY, "mnet_epochs": 3, "u_space_epochs": 1}).fit(blobs[0])
+    # batches of 50 rows (phase 2 keeps batch_size); 3 batches per pass, so the warm-up
+    # and a u-space epoch make ceil(30 / 3) = 10 passes each, a q-space epoch one
+    assert flags == ["warmup"] * 30 + ["u"] * 30 + ["q"] * 6
+    assert len(est.history_["phase2"]) == 1 + 3
+
+    flags.clear()
+    DCSS(n_clusters=3, **{**TINY, "mnet_epochs": 2, "u_space_epochs": 1,
+                          "mnet_warmup_epochs": 0}).fit(blobs[0])
+    assert flags == ["u"] * 30 + ["q"] * 3
+
+
+def test_warmup_loss_is_cross_entropy_against_nearest_centre():
+    q = torch.tensor([[0.8, 0.2], [0.1, 0.9], [0.5, 0.5]])
+    loss = mnet_warmup_loss(q, torch.tensor([0, 0, 1]))
+    assert float(loss) == pytest.approx(-(math.log(0.8) + math.log(0.1) + math.log(0.5)) / 3)
+    crit = _PairCriterion(torch.tensor([[0.0, 0.0], [10.0, 0.0]]), fuzziness=1.5, zeta=0.8,
+                          gamma=0.2)
+    crit.warmup = True
+    u = torch.tensor([[0.0, 1.0], [9.0, 0.0], [1.0, 0.0]])  # nearest centres 0, 1, 0
+    assert float(crit((u, q), None, None)) == pytest.approx(
+        -(math.log(0.8) + math.log(0.9) + math.log(0.5)) / 3)
+    assert bool(crit.active_)
+
+
+def test_warmup_keeps_separated_blobs_in_separate_outputs():
+    # Ten separated blobs: with mnet_warmup_epochs=0 (the paper) MNet put two blobs in one
+    # output in the first pair epoch and left another unused for seeds 0, 1 and 2 (9
+    # clusters, ARI 0.898); see the method page.
+    X, y = make_blobs(n_samples=2000, centers=10, n_features=20, random_state=0)
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    for seed in range(3):
+        est = DCSS(n_clusters=10, hidden_layer_sizes=(64,), batch_size=200, pretrain_epochs=20,
+                   max_epochs=1, mnet_epochs=6, random_state=seed).fit(X)
+        assert est.n_clusters_ == 10
+        assert adjusted_rand_score(y, est.labels_) >= 0.95
 
 
 def test_fitted_attributes_and_inference(blobs):
@@ -214,8 +250,8 @@ def test_fitted_attributes_and_inference(blobs):
     assert est.n_clusters_ == 3
     np.testing.assert_allclose(est.cluster_centers_, (q.T @ U) / q.sum(axis=0)[:, None],
                                rtol=1e-3, atol=1e-4)
-    assert est.n_iter_ == 5 + 2 + 3
-    assert [len(est.history_[k]) for k in ("pretrain", "phase1", "phase2")] == [5, 2, 3]
+    assert est.n_iter_ == 5 + 2 + 1 + 3  # phase 2: one warm-up epoch, then mnet_epochs
+    assert [len(est.history_[k]) for k in ("pretrain", "phase1", "phase2")] == [5, 2, 4]
     assert len(est.history_["phase1_reconstruction"]) == 2
 
 
