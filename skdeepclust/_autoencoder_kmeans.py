@@ -5,9 +5,9 @@ from __future__ import annotations
 from numbers import Integral
 
 from sklearn.cluster import KMeans
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
-from skdeepclust._training import batched_apply, loss_history
+from skdeepclust._training import batched_apply, loss_history, small_data_batch_size
 from skdeepclust.base import BaseDeepClusterer
 from skdeepclust.losses import ReconstructionCriterion
 from skdeepclust.nn import MLPAutoencoder, xavier_init
@@ -58,8 +58,8 @@ def encode(net, X):
     return batched_apply(module.encoder, X)
 
 
-@fill_doc(embedding_dim_default=10, hidden_default="(500, 500, 2000)", batch_size_default=256,
-          lr_default=1e-3, pretrain_epochs_default=30)
+@fill_doc(embedding_dim_default=10, hidden_default="(500, 500, 2000)", lr_default=1e-3,
+          pretrain_epochs_default=30)
 class AutoencoderKMeans(BaseDeepClusterer):
     """Autoencoder pretraining followed by k-means on the codes.
 
@@ -75,7 +75,12 @@ class AutoencoderKMeans(BaseDeepClusterer):
     {n_clusters}
     {embedding_dim}
     {hidden_layer_sizes}
-    {batch_size}
+    batch_size : int or "auto", default="auto"
+        Rows per update. ``"auto"``: 256, or fewer rows on small data so
+        that an epoch makes at least 30 updates, but not below 32 rows (256
+        from 7,680 rows on, 60 for 1,797 rows; the rule DCSS and RDC use
+        for their autoencoders). On digits, batches of 256 gave 0.726 ACC
+        and ``"auto"`` 0.81 (method pages).
     {lr}
     {pretrain_epochs}
     n_init : int, default=10
@@ -115,12 +120,13 @@ class AutoencoderKMeans(BaseDeepClusterer):
 
     _parameter_constraints: dict = {
         **BaseDeepClusterer._parameter_constraints,
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes=(500, 500, 2000),
-                 batch_size=256, lr=1e-3, pretrain_epochs=30, n_init=10, device="auto",
+                 batch_size="auto", lr=1e-3, pretrain_epochs=30, n_init=10, device="auto",
                  random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
@@ -134,8 +140,12 @@ class AutoencoderKMeans(BaseDeepClusterer):
         self.verbose = verbose
 
     def _fit(self, X, ctx):
+        batch_size = self.batch_size
+        if batch_size == "auto":
+            batch_size = small_data_batch_size(X.shape[0], 256)
         net = pretrain_autoencoder(X, ctx, hidden_layer_sizes=self.hidden_layer_sizes,
-                                   embedding_dim=self.embedding_dim, epochs=self.pretrain_epochs)
+                                   embedding_dim=self.embedding_dim, epochs=self.pretrain_epochs,
+                                   batch_size=batch_size)
         Z = encode(net, X).cpu().numpy()
         kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=ctx.sub_seed()).fit(Z)
         return {

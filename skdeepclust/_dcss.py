@@ -13,7 +13,14 @@ from skorch.utils import TeeGenerator
 from torch import nn
 
 from skdeepclust._autoencoder_kmeans import encode, pretrain_autoencoder
-from skdeepclust._training import SliceIterator, UnsupervisedNet, batched_apply, loss_history
+from skdeepclust._training import (
+    MIN_UPDATES_PER_EPOCH,
+    SliceIterator,
+    UnsupervisedNet,
+    batched_apply,
+    loss_history,
+    small_data_batch_size,
+)
 from skdeepclust.base import BaseDeepClusterer
 from skdeepclust.losses import reconstruction_loss
 from skdeepclust.nn import ClusteringHead, xavier_init
@@ -24,32 +31,6 @@ __all__ = ["DCSS"]
 _EPS = 1e-12
 # Reference code: q entries above/below these become the constants 1/0 in the pair loss.
 _SATURATE_HIGH, _SATURATE_LOW = 0.99, 0.01
-# Every epoch makes at least this many updates (the paper's epochs, on 70,000 rows with
-# batches of 500, make 140). Small data gets smaller autoencoder batches (not below
-# _MIN_AE_BATCH rows) and, in phase 2, whose pairs need large batches, several passes over
-# the data per epoch.
-_MIN_UPDATES_PER_EPOCH = 30
-_MIN_AE_BATCH = 32
-
-
-def autoencoder_batch_size(n_samples, batch_size):
-    """Rows per update of pretraining and phase 1: ``batch_size``, reduced on small data.
-
-    ``min(batch_size, n_samples, max(32, ceil(n_samples / 30)))``: an epoch
-    makes at least 30 updates unless the batches would fall below 32 rows.
-
-    Examples
-    --------
-    >>> from skdeepclust._dcss import autoencoder_batch_size
-    >>> autoencoder_batch_size(10_000, 256), autoencoder_batch_size(1797, 256)
-    (256, 60)
-    >>> autoencoder_batch_size(150, 256), autoencoder_batch_size(20, 256)
-    (32, 20)
-    """
-    return min(batch_size, n_samples,
-               max(_MIN_AE_BATCH, math.ceil(n_samples / _MIN_UPDATES_PER_EPOCH)))
-
-
 # ---------------------------------------------------------------------- losses
 
 
@@ -377,7 +358,7 @@ class _Phase2Net(UnsupervisedNet):
         iterator = super().get_iterator(dataset, training=training)
         if not (training and isinstance(iterator, SliceIterator)):
             return iterator
-        passes = math.ceil(_MIN_UPDATES_PER_EPOCH / len(iterator))
+        passes = math.ceil(MIN_UPDATES_PER_EPOCH / len(iterator))
         # skorch builds the iterator once per phase; the pass count is read per epoch.
         return _Passes(iterator, lambda: passes if self.criterion_.u_space else 1)
 
@@ -681,7 +662,7 @@ class DCSS(BaseDeepClusterer):
                           "gamma < zeta**2).", UserWarning, stacklevel=4)
 
     def _fit(self, X, ctx):
-        ae_batch = autoencoder_batch_size(X.shape[0], self.batch_size)
+        ae_batch = small_data_batch_size(X.shape[0], self.batch_size)
         pretrain = pretrain_autoencoder(X, ctx, hidden_layer_sizes=self.hidden_layer_sizes,
                                         embedding_dim=self.embedding_dim,
                                         epochs=self.pretrain_epochs, lr=self.pretrain_lr,

@@ -18,6 +18,7 @@ from skdeepclust._training import (
     UnsupervisedNet,
     batched_apply,
     loss_history,
+    small_data_batch_size,
     stop_phase,
 )
 from skdeepclust.augment import make_augmentation
@@ -27,8 +28,6 @@ from skdeepclust.utils._docstrings import fill_doc
 
 __all__ = ["RDC"]
 
-# batch_size="auto": the largest of 256, 128, 64, 32 rows that gives this many batches per epoch.
-_MIN_BATCHES = 25
 
 
 # --------------------------------------------------------------------------- networks
@@ -319,9 +318,11 @@ class RDC(BaseDeepClusterer):
         The critic has the encoder's shape.
     batch_size : int or "auto", default="auto"
         Rows per mini-batch in both phases (capped at the number of samples).
-        ``"auto"``: the largest of 256, 128, 64 and 32 that gives at least 25
-        mini-batches per epoch (256 from 6,400 rows on, 64 for 1,797 rows, 32
-        below 1,600 rows), because both phases work by many small steps.
+        ``"auto"``: 256, or fewer rows on small data so that an epoch makes
+        at least 30 updates, but not below 32 rows (256 from 7,680 rows on,
+        60 for 1,797 rows, 32 below 960 rows; the package's shared rule,
+        also used by AutoencoderKMeans and DCSS), because both phases work
+        by many small steps.
     {lr}
         Both phases and the critic.
     pretrain_epochs : int, default=30
@@ -426,7 +427,7 @@ class RDC(BaseDeepClusterer):
     phase-1 codes 0.77 against 0.72 with ``0.5``, whose critic can stall the
     autoencoder near the mean row on short budgets, at 2.5 times the cost);
     no augmentation (noise of 10 % of the feature std was no better);
-    ``batch_size="auto"`` (at least 25 steps per epoch: at batch 256 digits
+    ``batch_size="auto"`` (at least 30 steps per epoch: at batch 256 digits
     gets 7); and a patience of 10 refreshes for the stopping rule. Phase 2
     gains within about 10 epochs and not after (seeds 0-5: k-means ACC of
     the codes 0.78 after phase 1, 0.79-0.81 at every tenth epoch up to 90),
@@ -562,12 +563,7 @@ class RDC(BaseDeepClusterer):
     def _batch_size(self, n_samples):
         if self.batch_size != "auto":
             return self.batch_size
-        # Both phases work by many small steps: keep at least _MIN_BATCHES steps
-        # per epoch on small data (digits: 64 rows, 28 steps) by halving 256 down to 32.
-        batch = 256
-        while batch > 32 and n_samples < _MIN_BATCHES * batch:
-            batch //= 2
-        return batch
+        return small_data_batch_size(n_samples, 256)
 
     def _fit(self, X, ctx):
         augment = self._make_augmentation(X)

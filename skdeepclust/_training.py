@@ -35,7 +35,14 @@ __all__ = [
     "train_phase",
     "batched_apply",
     "loss_history",
+    "small_data_batch_size",
+    "MIN_UPDATES_PER_EPOCH",
 ]
+
+# Schedules counted in epochs were tuned on data sets with many batches per epoch (the
+# papers': 140 and more). Below this many, autoencoder phases take smaller batches.
+MIN_UPDATES_PER_EPOCH = 30
+_MIN_BATCH_SIZE = 32
 
 
 class IndexedTensorDataset(torch.utils.data.Dataset):
@@ -515,3 +522,42 @@ def batched_apply(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
 def loss_history(net) -> list[float]:
     """Mean training loss of each epoch the net ran, as Python floats."""
     return [float(v) for v in net.history[:, "train_loss"]] if len(net.history) else []
+
+
+def small_data_batch_size(n_samples: int, batch_size: int,
+                          min_updates: int = MIN_UPDATES_PER_EPOCH,
+                          min_batch_size: int = _MIN_BATCH_SIZE) -> int:
+    """Rows per update so that an epoch makes ``min_updates`` updates on small data.
+
+    ``min(batch_size, n_samples, max(min_batch_size, ceil(n_samples / min_updates)))``:
+    ``batch_size`` on data with at least ``min_updates`` batches per epoch, smaller
+    batches below that, but not below ``min_batch_size`` rows. The autoencoder phases
+    of :class:`~skdeepclust.AutoencoderKMeans`, :class:`~skdeepclust.DCSS` and
+    :class:`~skdeepclust.RDC` use it, so that their epoch counts mean about the same
+    amount of training on 1,800 rows as on 10,000.
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows of the training data.
+    batch_size : int
+        Rows per update on large data.
+    min_updates : int, default=30
+        Updates an epoch should make.
+    min_batch_size : int, default=32
+        Smallest batch the rule chooses (smaller data gets one batch of all rows).
+
+    Returns
+    -------
+    batch_size : int
+
+    Examples
+    --------
+    >>> from skdeepclust._training import small_data_batch_size
+    >>> small_data_batch_size(10_000, 256), small_data_batch_size(1797, 256)
+    (256, 60)
+    >>> small_data_batch_size(150, 256), small_data_batch_size(20, 256)
+    (32, 20)
+    """
+    return min(batch_size, n_samples,
+               max(min_batch_size, math.ceil(n_samples / min_updates)))

@@ -16,7 +16,6 @@ from skdeepclust import DCSS
 from skdeepclust._dcss import (
     _PairCriterion,
     _Phase2Net,
-    autoencoder_batch_size,
     fuzzy_memberships,
     mnet_warmup_loss,
     pair_loss,
@@ -118,12 +117,6 @@ def test_pair_criterion_switches_from_p_to_q():
     assert float(crit((u, q), None, None)) == 0.0 and not bool(crit.active_)
 
 
-@pytest.mark.parametrize("n, batch_size, expected", [
-    (10_000, 256, 256), (1797, 256, 60), (5000, 100, 100), (150, 256, 32), (20, 256, 20),
-    (150, 16, 16),
-])
-def test_autoencoder_batch_gives_30_updates_per_epoch_on_small_data(n, batch_size, expected):
-    assert autoencoder_batch_size(n, batch_size) == expected
 
 
 def test_u_space_epoch_makes_at_least_30_updates_over_whole_passes():

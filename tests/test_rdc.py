@@ -247,9 +247,9 @@ def test_phase_2_improves_on_phase_1_on_interleaved_moons():
     assert np.mean(gains) > 0.03
 
 
-@pytest.mark.parametrize("n_samples, batch", [(100, 32), (1797, 64), (5000, 128), (6400, 256)])
-def test_auto_batch_size_keeps_25_steps_per_epoch_on_small_data(n_samples, batch):
-    # The largest of 256, 128, 64, 32 rows giving >= 25 batches per epoch (32 at least).
+@pytest.mark.parametrize("n_samples, batch", [(100, 32), (1797, 60), (5000, 167), (7680, 256)])
+def test_auto_batch_size_keeps_30_steps_per_epoch_on_small_data(n_samples, batch):
+    # 256 rows, or ceil(n / 30) on small data, but not below 32 rows.
     X = np.random.RandomState(0).randn(n_samples, 3).astype(np.float32)
     est = RDC(n_clusters=2, hidden_layer_sizes=(4,), embedding_dim=2, pretrain_epochs=1,
               max_epochs=1, adversarial_weight=0, kmeans_n_init=1, random_state=0).fit(X)

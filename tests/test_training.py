@@ -1,5 +1,7 @@
 """The skorch layer: slicing iterator, unsupervised net, phases, callbacks."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from skdeepclust._training import (
     SliceIterator,
     batched_apply,
     loss_history,
+    small_data_batch_size,
     stop_phase,
     train_phase,
 )
@@ -154,3 +157,15 @@ def test_trained_net_pickles_although_its_phase_used_closures():
                       lr=0.1, generator=torch.Generator(), phase="p", callbacks=[cb], verbose=1)
     restored = pickle.loads(pickle.dumps(net))
     assert len(restored.history) == 2
+
+
+@pytest.mark.parametrize("n, batch_size, expected", [
+    (10_000, 256, 256), (7680, 256, 256), (7679, 256, 256), (7000, 256, 234),
+    (1797, 256, 60), (5000, 100, 100), (150, 256, 32), (20, 256, 20), (150, 16, 16),
+])
+def test_small_data_batch_size_gives_30_updates_per_epoch_down_to_32_rows(n, batch_size,
+                                                                          expected):
+    chosen = small_data_batch_size(n, batch_size)
+    assert chosen == expected
+    if chosen < batch_size and chosen > 32:
+        assert math.ceil(n / chosen) >= 30
