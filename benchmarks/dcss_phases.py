@@ -78,13 +78,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--max-rows", type=int, default=None,
+                        help="subsample (as benchmarks/quality.py does) to this many rows")
     parser.add_argument("--params", nargs="*", help="key=value overrides of DCSS parameters")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    X, y = load(args.dataset)
+    X, y = load(args.dataset, max_rows=args.max_rows)
     params = {"n_clusters": len(np.unique(y)), **parse_overrides(args.params)}
     out = args.out or RESULTS_DIR / f"dcss-phases-{args.dataset}.json"
-    result = {"command": " ".join(sys.argv), "dataset": args.dataset, "params": repr(params),
+    result = {"command": " ".join(sys.argv), "dataset": args.dataset,
+              "max_rows": args.max_rows, "params": repr(params),
               "environment": environment(), "load_average": os.getloadavg(), "records": []}
     for seed in range(args.seeds):
         start = time.perf_counter()

@@ -311,3 +311,15 @@ def test_batch_size_larger_than_data_is_capped(blobs):
     X, _ = blobs
     est = tiny_instance(AutoencoderKMeans, n_clusters=3, batch_size=10_000).fit(X[:30])
     assert est.net_.batch_size == 30
+
+
+@pytest.mark.parametrize("n_samples, expected", [(100, 32), (1797, 60), (9000, 256)])
+def test_autoencoder_kmeans_auto_batch_gives_small_data_30_updates_per_epoch(n_samples,
+                                                                             expected):
+    X = np.random.RandomState(0).randn(n_samples, 3).astype(np.float32)
+    est = AutoencoderKMeans(n_clusters=2, hidden_layer_sizes=(4,), embedding_dim=2,
+                            pretrain_epochs=1, n_init=1, random_state=0).fit(X)
+    assert est.get_params()["batch_size"] == "auto"
+    assert est.net_.batch_size == expected
+    with pytest.raises(InvalidParameterError, match="'batch_size' parameter"):
+        AutoencoderKMeans(batch_size="large").fit(X)
