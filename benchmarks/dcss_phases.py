@@ -51,7 +51,7 @@ def fit_with_trace(X, y, **params):
     begin, end = dcss._Phase2Net.on_epoch_begin, dcss._Phase2Net.on_epoch_end
 
     def on_epoch_begin(net, *args, dataset_train=None, **kwargs):
-        if len(net.history) == 1:  # before the first phase-2 update
+        if len(net.history) == 0:  # before the first phase-2 update (skorch adds the row)
             U = dcss.batched_apply(net.module_.encoder, dataset_train.X)
             nearest = torch.cdist(U, net.criterion_.centers).argmin(dim=1)
             trace["phase1"] = clustering_accuracy(y, nearest.cpu().numpy())
