@@ -117,8 +117,6 @@ def test_pair_criterion_switches_from_p_to_q():
     assert float(crit((u, q), None, None)) == 0.0 and not bool(crit.active_)
 
 
-
-
 def test_u_space_epoch_makes_at_least_30_updates_over_whole_passes():
     def phase2_net(batch_size):
         crit = _PairCriterion(torch.zeros(2, 2), fuzziness=1.5, zeta=0.8, gamma=0.2)
