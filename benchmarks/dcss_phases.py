@@ -5,7 +5,9 @@ For each seed the script fits DCSS once and records, from inside that fit:
 * ``pretrain``: ACC of the k-means partition of the pretrained codes (DCSS's initial centres;
   the same as AutoencoderKMeans with DCSS's pretraining);
 * ``phase1``: ACC of the nearest phase-1 centre at the start of phase 2 (DCSS_u);
-* ``phase2``: ACC of ``argmax q`` after each phase-2 epoch (the warm-up epochs first);
+* ``phase2``: ACC of ``argmax q`` after each phase-2 epoch (the warm-up epochs first), with
+  the cluster sizes (largest first, ``phase2_sizes``) and the median largest ``q``
+  (``phase2_median_max_q``) of each epoch;
 * ``fit``: ACC of ``labels_``.
 
 It reads DCSS's private phase classes (``skdeepclust._dcss``) through scoped patches.
@@ -39,7 +41,7 @@ from skdeepclust import DCSS  # noqa: E402
 
 def fit_with_trace(X, y, **params):
     """Fit DCSS and return ``(estimator, trace)`` with the ACC of each stage."""
-    trace = {"phase2": []}
+    trace = {"phase2": [], "phase2_sizes": [], "phase2_median_max_q": []}
     kmeans_class = dcss.KMeans
 
     class TracingKMeans(kmeans_class):
@@ -63,7 +65,11 @@ def fit_with_trace(X, y, **params):
         module.eval()
         q = dcss.batched_apply(lambda xb: module.mnet(module.encoder(xb)), dataset_train.X)
         module.train(training)
-        trace["phase2"].append(clustering_accuracy(y, q.argmax(dim=1).cpu().numpy()))
+        labels = q.argmax(dim=1)
+        trace["phase2"].append(clustering_accuracy(y, labels.cpu().numpy()))
+        sizes = torch.bincount(labels, minlength=q.shape[1]).sort(descending=True).values
+        trace["phase2_sizes"].append(sizes.tolist())
+        trace["phase2_median_max_q"].append(float(q.max(dim=1).values.median()))
         return end(net, *args, dataset_train=dataset_train, **kwargs)
 
     with mock.patch.object(dcss, "KMeans", TracingKMeans), \
@@ -94,9 +100,7 @@ def main(argv=None):
         _, trace = fit_with_trace(X, y, random_state=seed, **params)
         trace.update(seed=seed, seconds=time.perf_counter() - start)
         result["records"].append(trace)
-        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else
-                              [round(a, 3) for a in v] if isinstance(v, list) else v)
-                          for k, v in trace.items()}), flush=True)
+        print(json.dumps(trace, default=str), flush=True)
         out.write_text(json.dumps(result, indent=1))
     print(f"written to {out}")
 
