@@ -443,9 +443,10 @@ class RDC(BaseDeepClusterer):
     single seeds vary by up to 0.1; over six seeds
     (``quality-digits-rdc-6seeds-session3.json``,
     ``quality-digits-aekm-6seeds-session3.json``): RDC 0.807 ± 0.053, phase 1
-    alone 0.771 ± 0.021, AutoencoderKMeans 0.788 ± 0.040. What holds digits back is the global
-    arrangement of the codes, not their local structure nor the final
-    k-means: 96.8 % of each code's 10 nearest codes show its digit, as many
+    alone 0.771 ± 0.021, AutoencoderKMeans 0.788 ± 0.040. What holds digits
+    back is the global arrangement of the codes, neither their local
+    structure nor the final k-means: 96.8 % of each code's 10 nearest codes
+    show its digit, as many
     as in PIPCDR's embedding, yet k-means, Ward, a Gaussian mixture,
     spectral clustering and equal-size k-means on RDC's codes reach 0.77 to
     0.85, against 0.87 to 0.89 on PIPCDR's (``benchmarks/embedding.py``,
