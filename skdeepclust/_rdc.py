@@ -446,10 +446,10 @@ class RDC(BaseDeepClusterer):
     alone 0.771 ± 0.021, AutoencoderKMeans 0.788 ± 0.040. What holds digits
     back is the global arrangement of the codes, neither their local
     structure nor the final k-means: 96.8 % of each code's 10 nearest codes
-    show its digit, as many
-    as in PIPCDR's embedding, yet k-means, Ward, a Gaussian mixture,
-    spectral clustering and equal-size k-means on RDC's codes reach 0.77 to
-    0.85, against 0.87 to 0.89 on PIPCDR's (``benchmarks/embedding.py``,
+    show its digit, as many as in PIPCDR's embedding, yet k-means, Ward, a
+    Gaussian mixture, spectral clustering and equal-size k-means on RDC's
+    codes reach 0.77 to 0.85, against 0.87 to 0.89 on PIPCDR's
+    (``benchmarks/embedding.py``,
     method page). The paper's kind of augmentation (one-pixel shifts of the
     8 x 8 images) and the tabular ones did not help either
     (``benchmarks/rdc_augmentations.py``: 0.72 to 0.79).
