@@ -449,10 +449,10 @@ class RDC(BaseDeepClusterer):
     show its digit, as many as in PIPCDR's embedding, yet k-means, Ward, a
     Gaussian mixture, spectral clustering and equal-size k-means on RDC's
     codes reach 0.77 to 0.85, against 0.87 to 0.89 on PIPCDR's
-    (``benchmarks/embedding.py``,
-    method page). The paper's kind of augmentation (one-pixel shifts of the
-    8 x 8 images) and the tabular ones did not help either
-    (``benchmarks/rdc_augmentations.py``: 0.72 to 0.79).
+    (``benchmarks/embedding.py``, method page). The paper's kind of
+    augmentation (one-pixel shifts of the 8 x 8 images) and the tabular ones
+    did not help either (``benchmarks/rdc_augmentations.py``: 0.72 to
+    0.79).
 
     **Reported results** (ACC %, single runs): FMNIST 66.6, CIFAR-10 60.1,
     PneumoniaMNIST 86.7, BloodMNIST 59.1, BreastMNIST 66.7, VesselMNIST3D 88.2;
