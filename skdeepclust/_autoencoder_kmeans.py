@@ -5,10 +5,10 @@ from __future__ import annotations
 from numbers import Integral
 
 from sklearn.cluster import KMeans
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 
-from skdeepclust._training import batched_apply, loss_history, small_data_batch_size
-from skdeepclust.base import BaseDeepClusterer
+from skdeepclust._training import batched_apply, loss_history
+from skdeepclust.base import BATCH_SIZE_OR_AUTO, BaseDeepClusterer
 from skdeepclust.losses import ReconstructionCriterion
 from skdeepclust.nn import MLPAutoencoder, xavier_init
 from skdeepclust.utils._docstrings import fill_doc
@@ -120,7 +120,7 @@ class AutoencoderKMeans(BaseDeepClusterer):
 
     _parameter_constraints: dict = {
         **BaseDeepClusterer._parameter_constraints,
-        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "batch_size": BATCH_SIZE_OR_AUTO,
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
     }
@@ -140,12 +140,8 @@ class AutoencoderKMeans(BaseDeepClusterer):
         self.verbose = verbose
 
     def _fit(self, X, ctx):
-        batch_size = self.batch_size
-        if batch_size == "auto":
-            batch_size = small_data_batch_size(X.shape[0], 256)
         net = pretrain_autoencoder(X, ctx, hidden_layer_sizes=self.hidden_layer_sizes,
-                                   embedding_dim=self.embedding_dim, epochs=self.pretrain_epochs,
-                                   batch_size=batch_size)
+                                   embedding_dim=self.embedding_dim, epochs=self.pretrain_epochs)
         Z = encode(net, X).cpu().numpy()
         kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=ctx.sub_seed()).fit(Z)
         return {

@@ -628,12 +628,11 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     def __init__(self, n_clusters=8, *, embedding_dim=64, hidden_layer_sizes=(256,),
                  projector_hidden_dim=256, predictor_hidden_dim=256, batch_size=64, lr=0.2,
                  max_epochs=60, min_steps=5000, warmup_epochs=5, predictor_lr_scale=10.0,
-                 weight_decay=5e-4,
-                 sigma=1e-3, momentum=0.99, momentum_schedule="cosine", kmeans_every=5,
-                 queue_size=0, temperature=0.5, cdr_weight=0.03, n_init=10,
+                 weight_decay=5e-4, sigma=1e-3, momentum=0.99, momentum_schedule="cosine",
+                 kmeans_every=5, queue_size=0, temperature=0.5, cdr_weight=0.03, n_init=10,
                  n_neighbors=10, augmentation="corruption", corruption_rate=0.15,
-                 noise_scale=0.1,
-                 standardize=True, tol=0.0, device="auto", random_state=None, verbose=0):
+                 noise_scale=0.1, standardize=True, tol=0.0, device="auto", random_state=None,
+                 verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes

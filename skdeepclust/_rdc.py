@@ -18,11 +18,10 @@ from skdeepclust._training import (
     UnsupervisedNet,
     batched_apply,
     loss_history,
-    small_data_batch_size,
     stop_phase,
 )
 from skdeepclust.augment import make_augmentation
-from skdeepclust.base import BaseDeepClusterer
+from skdeepclust.base import BATCH_SIZE_OR_AUTO, BaseDeepClusterer
 from skdeepclust.nn import MLP, MLPAutoencoder
 from skdeepclust.utils._docstrings import fill_doc
 
@@ -506,7 +505,7 @@ class RDC(BaseDeepClusterer):
 
     _parameter_constraints: dict = {
         **BaseDeepClusterer._parameter_constraints,
-        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "batch_size": BATCH_SIZE_OR_AUTO,
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 0, None, closed="left")],
         "adversarial_weight": [Interval(Real, 0, None, closed="left")],
@@ -563,14 +562,9 @@ class RDC(BaseDeepClusterer):
             return make_augmentation(self.augmentation, X, rate=self.corruption_rate)
         return make_augmentation(self.augmentation, X)
 
-    def _batch_size(self, n_samples):
-        if self.batch_size != "auto":
-            return self.batch_size
-        return small_data_batch_size(n_samples, 256)
-
     def _fit(self, X, ctx):
         augment = self._make_augmentation(X)
-        batch_size = self._batch_size(X.shape[0])
+        batch_size = ctx.batch_size(X.shape[0])
         ae = _zero_biases(MLPAutoencoder(X.shape[1], self.hidden_layer_sizes,
                                          self.embedding_dim)).to(ctx.device)
         history = {}

@@ -39,15 +39,19 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skdeepclust._training import batched_apply, train_phase
+from skdeepclust._training import batched_apply, small_data_batch_size, train_phase
 
 __all__ = ["BaseDeepClusterer", "ContinualClustererMixin", "FitContext"]
 
 _INFERENCE_BATCH = 4096
+# batch_size="auto": this many rows, fewer on small data (small_data_batch_size).
+AUTO_BATCH_SIZE = 256
+# The constraint of a batch_size that accepts "auto" (AutoencoderKMeans, RDC).
+BATCH_SIZE_OR_AUTO = [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})]
 
 
 def _seed_from(random_state) -> int:
@@ -112,12 +116,21 @@ class FitContext:
         """A fresh seed drawn from this fit's NumPy generator (for k-means, pynndescent...)."""
         return int(self.rng.randint(2**31 - 1))
 
+    def batch_size(self, n_samples: int) -> int:
+        """The estimator's ``batch_size``; ``"auto"`` is the small-data rule from 256 rows
+        (:func:`skdeepclust._training.small_data_batch_size`)."""
+        batch_size = self.estimator.batch_size
+        if batch_size == "auto":
+            return small_data_batch_size(n_samples, AUTO_BATCH_SIZE)
+        return batch_size
+
     def train_phase(self, module, criterion, X, *, epochs, phase, lr=None, batch_size=None,
                     **kwargs):
         """:func:`skdeepclust._training.train_phase` with this fit's seed, verbosity,
-        ``batch_size`` (capped at the number of rows) and ``lr`` filled in."""
+        ``batch_size`` (resolved by :meth:`batch_size`, capped at the number of rows) and
+        ``lr`` filled in."""
         est = self.estimator
-        batch_size = est.batch_size if batch_size is None else batch_size
+        batch_size = self.batch_size(X.shape[0]) if batch_size is None else batch_size
         return train_phase(
             module, criterion, X,
             epochs=epochs,
