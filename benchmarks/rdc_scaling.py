@@ -73,7 +73,7 @@ def part2(n, n_features):
     X = make_data(n, n_features)
     X = (X - X.mean(0)) / X.std(0)
     params = dict(n_clusters=20, hidden_layer_sizes=(64,), pretrain_epochs=1, max_epochs=3,
-                  n_iter_no_change=10, kmeans_n_init=2, random_state=0)
+                  n_iter_no_change=10, n_init=2, random_state=0)
     t0 = time.perf_counter()
     est = RDC(**params).fit(X)
     seconds = time.perf_counter() - t0

@@ -4,58 +4,19 @@ from __future__ import annotations
 
 from numbers import Integral
 
-from sklearn.cluster import KMeans
 from sklearn.utils._param_validation import Interval
 
-from skdeepclust._training import batched_apply, loss_history
-from skdeepclust.base import BATCH_SIZE_OR_AUTO, BaseDeepClusterer
-from skdeepclust.losses import ReconstructionCriterion
-from skdeepclust.nn import MLPAutoencoder, xavier_init
+from skdeepclust._autoencoder import (
+    build_autoencoder,
+    embed,
+    kmeans_on_codes,
+    pretrain_autoencoder,
+)
+from skdeepclust._training import loss_history
+from skdeepclust.base import BaseDeepClusterer
 from skdeepclust.utils._docstrings import fill_doc
 
 __all__ = ["AutoencoderKMeans"]
-
-
-def pretrain_autoencoder(X, ctx, *, hidden_layer_sizes, embedding_dim, epochs, lr=None,
-                         phase="pretrain", batch_size=None):
-    """Build an :class:`~skdeepclust.nn.MLPAutoencoder` (Xavier init) and pretrain it.
-
-    Shared by every autoencoder-based method.
-
-    Parameters
-    ----------
-    X : torch.Tensor of shape (n_samples, n_features)
-        Training data on ``ctx.device``.
-    ctx : skdeepclust.base.FitContext
-        The running fit.
-    hidden_layer_sizes : sequence of int
-        Encoder widths.
-    embedding_dim : int
-        Code width.
-    epochs : int
-        Pretraining epochs (0 keeps the random initialisation).
-    lr : float, default=None
-        Learning rate; the estimator's ``lr`` when None.
-    phase : str, default="pretrain"
-        Phase name (progress bar, errors, ``history_`` key).
-    batch_size : int, default=None
-        Rows per update; the estimator's ``batch_size`` when None.
-
-    Returns
-    -------
-    net : skdeepclust._training.UnsupervisedNet
-        The trained skorch net; ``net.module_`` is the autoencoder.
-    """
-    module = xavier_init(MLPAutoencoder(X.shape[1], hidden_layer_sizes, embedding_dim))
-    return ctx.train_phase(module, ReconstructionCriterion(), X, epochs=epochs, lr=lr,
-                           phase=phase, batch_size=batch_size)
-
-
-def encode(net, X):
-    """Codes of ``X`` from an autoencoder net, batched, in eval mode."""
-    module = net.module_
-    module.eval()
-    return batched_apply(module.encoder, X)
 
 
 @fill_doc(embedding_dim_default=10, hidden_default="(500, 500, 2000)", lr_default=1e-3,
@@ -120,7 +81,6 @@ class AutoencoderKMeans(BaseDeepClusterer):
 
     _parameter_constraints: dict = {
         **BaseDeepClusterer._parameter_constraints,
-        "batch_size": BATCH_SIZE_OR_AUTO,
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
     }
@@ -140,13 +100,13 @@ class AutoencoderKMeans(BaseDeepClusterer):
         self.verbose = verbose
 
     def _fit(self, X, ctx):
-        net = pretrain_autoencoder(X, ctx, hidden_layer_sizes=self.hidden_layer_sizes,
-                                   embedding_dim=self.embedding_dim, epochs=self.pretrain_epochs)
-        Z = encode(net, X).cpu().numpy()
-        kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=ctx.sub_seed()).fit(Z)
+        module = build_autoencoder(X.shape[1], self.hidden_layer_sizes, self.embedding_dim)
+        net = pretrain_autoencoder(X, ctx, module, epochs=self.pretrain_epochs)
+        centers = kmeans_on_codes(embed(module.encoder, X, module), self.n_clusters,
+                                  n_init=self.n_init, random_state=ctx.sub_seed())
         return {
             "net_": net,
-            "cluster_centers_": kmeans.cluster_centers_,
+            "cluster_centers_": centers,
             "history_": {"pretrain": loss_history(net)},
         }
 

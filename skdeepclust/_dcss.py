@@ -1,28 +1,35 @@
-"""DCSS: deep clustering with self-supervision using pairwise similarities."""
+"""DCSS: deep clustering with self-supervision using pairwise similarities.
+
+Phase 1 (fuzzy cluster-specific updates of the autoencoder) is the shared
+:class:`~skdeepclust._training.ClusterSpecificNet`; this module holds the
+pair loss of phase 2, MNet's warm-up and the estimator.
+"""
 
 from __future__ import annotations
 
-import math
 import warnings
 from numbers import Integral, Real
 
 import torch
-from sklearn.cluster import KMeans
-from sklearn.utils._param_validation import Interval
-from skorch.utils import TeeGenerator
+from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from skdeepclust._autoencoder_kmeans import encode, pretrain_autoencoder
+from skdeepclust._autoencoder import (
+    build_autoencoder,
+    embed,
+    kmeans_on_codes,
+    pretrain_autoencoder,
+)
 from skdeepclust._training import (
-    MIN_UPDATES_PER_EPOCH,
-    SliceIterator,
+    ClusterSpecificCriterion,
+    ClusterSpecificNet,
     UnsupervisedNet,
     batched_apply,
     loss_history,
-    small_data_batch_size,
+    passes_for,
 )
 from skdeepclust.base import BaseDeepClusterer
-from skdeepclust.losses import reconstruction_loss
+from skdeepclust.losses import fuzzy_centers, fuzzy_memberships
 from skdeepclust.nn import ClusteringHead, xavier_init
 from skdeepclust.utils._docstrings import fill_doc
 
@@ -32,109 +39,6 @@ _EPS = 1e-12
 # Reference code: q entries above/below these become the constants 1/0 in the pair loss.
 _SATURATE_HIGH, _SATURATE_LOW = 0.99, 0.01
 # ---------------------------------------------------------------------- losses
-
-
-def fuzzy_memberships(U, centers, fuzziness):
-    """Fuzzy memberships ``p_ik`` of the embeddings ``U`` to ``centers`` (eq. 2).
-
-    .. math:: p_{ik} = \\frac{D_{ik}^{-1/(m-1)}}{\\sum_j D_{ij}^{-1/(m-1)}},
-              \\qquad D_{ik} = \\lVert u_i - \\mu_k \\rVert_2^2
-
-    computed as a softmax of ``-log(D + 1e-12) / (m - 1)`` (no overflow when a
-    point sits on a centre).
-
-    Parameters
-    ----------
-    U : torch.Tensor of shape (n, d)
-    centers : torch.Tensor of shape (K, d)
-    fuzziness : float
-        ``m > 1``; 1.5 in the paper (``p_ik`` proportional to ``D_ik^-2``).
-
-    Returns
-    -------
-    p : torch.Tensor of shape (n, K)
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skdeepclust._dcss import fuzzy_memberships
-    >>> p = fuzzy_memberships(torch.tensor([[1.0]]), torch.tensor([[0.0], [3.0]]), 1.5)
-    >>> [round(v, 2) for v in p[0].tolist()]  # D = (1, 4): p ~ (1, 1/16)
-    [0.94, 0.06]
-    """
-    sq_dist = (U[:, None, :] - centers[None, :, :]).pow(2).sum(dim=2)
-    return torch.softmax(-torch.log(sq_dist + _EPS) / (fuzziness - 1.0), dim=1)
-
-
-def phase1_loss(x, x_hat, u, center, weight, centering_weight):
-    """Loss of the k-th run of phase 1 (eq. 1), averaged over the batch.
-
-    .. math:: L^{(k)} = \\frac{1}{|B|} \\sum_{i \\in B} p_{ik}^m
-              \\left(\\lVert x_i - \\hat x_i \\rVert_2^2
-              + \\alpha \\lVert u_i - \\mu_k \\rVert_2^2\\right)
-
-    Parameters
-    ----------
-    x, x_hat : torch.Tensor of shape (batch, n_features)
-        Inputs and reconstructions.
-    u : torch.Tensor of shape (batch, d)
-        Embeddings.
-    center : torch.Tensor of shape (d,)
-        ``mu_k`` (a constant).
-    weight : torch.Tensor of shape (batch,)
-        ``p_ik^m`` (constants).
-    centering_weight : float
-        ``alpha``.
-
-    Returns
-    -------
-    loss, reconstruction, centering : torch.Tensor (scalars)
-        ``L_r + alpha L_c``, ``L_r`` and ``L_c``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skdeepclust._dcss import phase1_loss
-    >>> x, u = torch.zeros(2, 3), torch.ones(2, 2)
-    >>> loss, rec, cen = phase1_loss(x, x + 1, u, torch.zeros(2), torch.tensor([1.0, 0.0]), 0.1)
-    >>> round(float(loss), 4), float(rec), float(cen)
-    (1.6, 1.5, 1.0)
-    """
-    reconstruction = reconstruction_loss(x, x_hat, weight)
-    centering = (weight * (u - center).pow(2).sum(dim=1)).mean()
-    return reconstruction + centering_weight * centering, reconstruction, centering
-
-
-def update_centers(U, centers, fuzziness, batch_size=4096):
-    """Fuzzy-weighted centres (eq. 3): ``mu_k = sum_i p_ik^m u_i / sum_i p_ik^m``.
-
-    Parameters
-    ----------
-    U : torch.Tensor of shape (n, d)
-        Embeddings of the whole data set.
-    centers : torch.Tensor of shape (K, d)
-        Current centres (they define ``p``).
-    fuzziness : float
-        ``m``.
-    batch_size : int, default=4096
-        Rows per membership chunk (bounds the ``n x K x d`` temporary).
-
-    Returns
-    -------
-    new_centers : torch.Tensor of shape (K, d)
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skdeepclust._dcss import update_centers
-    >>> U = torch.tensor([[0.0], [1.0], [9.0], [10.0]])
-    >>> update_centers(U, torch.tensor([[0.0], [10.0]]), 1.5).round(decimals=2).flatten().tolist()
-    [0.5, 9.5]
-    """
-    weights = batched_apply(lambda u: fuzzy_memberships(u, centers, fuzziness) ** fuzziness,
-                            U, batch_size)
-    mass = weights.sum(dim=0).clamp_min(torch.finfo(weights.dtype).tiny)
-    return (weights.T @ U) / mass[:, None]
 
 
 def pair_loss(q, similarity, zeta, gamma):
@@ -211,84 +115,7 @@ def mnet_warmup_loss(q, target):
     return -torch.log(picked.clamp_min(_EPS)).mean()
 
 
-# ------------------------------------------------------------- skorch phases
-
-
-class _Phase1Criterion(nn.Module):
-    """Loss of run ``k`` of phase 1; holds the centres and the batch's ``p^m``."""
-
-    def __init__(self, centers, fuzziness, centering_weight):
-        super().__init__()
-        self.register_buffer("centers", centers.clone())
-        self.fuzziness = fuzziness
-        self.centering_weight = centering_weight
-        self.k = 0
-        self.weights = None
-        self.sums = None  # per-epoch sums of L_r and L_c, kept on the device
-
-    @torch.no_grad()
-    def set_batch(self, encoder, x):
-        self.weights = fuzzy_memberships(encoder(x), self.centers, self.fuzziness) ** self.fuzziness
-
-    def forward(self, y_pred, index, X):
-        u, x_hat = y_pred
-        loss, rec, cen = phase1_loss(X, x_hat, u, self.centers[self.k], self.weights[:, self.k],
-                                     self.centering_weight)
-        self.sums = self.sums + torch.stack([rec.detach(), cen.detach()])
-        return loss
-
-
-class _Phase1Net(UnsupervisedNet):
-    """Phase 1: per batch, K successive updates, the k-th with the loss of cluster k.
-
-    Each run is one ordinary skorch step (forward, loss, backward,
-    ``on_grad_computed``, optimizer step); the batch's loss is their mean.
-    The centres are refreshed (eq. 3) after epochs 1, T1 + 1, 2 T1 + 1, ...
-    """
-
-    def __init__(self, *args, center_update_interval=2, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.center_update_interval = center_update_interval
-
-    def train_step(self, batch, **fit_params):
-        crit = self.criterion_
-        crit.set_batch(self.module_.encoder, batch[0])
-        losses = []
-        for k in range(crit.centers.shape[0]):
-            crit.k = k
-            losses.append(super().train_step(batch, **fit_params)["loss"].detach())
-        self.n_runs_ += len(losses)
-        return {"loss": torch.stack(losses).mean(), "y_pred": None}
-
-    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
-        super().on_epoch_begin(net, dataset_train=dataset_train, **kwargs)
-        self.criterion_.sums = torch.zeros(2, device=self.criterion_.centers.device)
-        self.n_runs_ = 0
-
-    def on_epoch_end(self, net, dataset_train=None, **kwargs):
-        super().on_epoch_end(net, dataset_train=dataset_train, **kwargs)
-        crit = self.criterion_
-        rec, cen = (crit.sums / max(self.n_runs_, 1)).tolist()
-        self.history.record("reconstruction", rec)
-        self.history.record("centering", cen)
-        if (len(self.history) - 1) % self.center_update_interval == 0:
-            U = batched_apply(self.module_.encoder, dataset_train.X)
-            crit.centers.copy_(update_centers(U, crit.centers, crit.fuzziness))
-
-
-class _Passes:
-    """``passes()`` shuffled passes of a :class:`SliceIterator`, as one epoch."""
-
-    def __init__(self, iterator, passes):
-        self.iterator = iterator
-        self.passes = passes
-
-    def __len__(self):
-        return self.passes() * len(self.iterator)
-
-    def __iter__(self):
-        for _ in range(self.passes()):
-            yield from self.iterator
+# ------------------------------------------------------------- phase 2
 
 
 class _EncoderMNet(nn.Module):
@@ -319,14 +146,12 @@ class _PairCriterion(nn.Module):
         self.gamma = gamma
         self.warmup = False
         self.u_space = True
-        self.active_ = None
 
     def forward(self, y_pred, index, X):
         u, q = y_pred
         if self.warmup:
             with torch.no_grad():
                 target = fuzzy_memberships(u, self.centers, self.fuzziness).argmax(dim=1)
-            self.active_ = torch.ones((), dtype=torch.bool, device=q.device)
             return mnet_warmup_loss(q, target)
         with torch.no_grad():
             if self.u_space:
@@ -334,17 +159,17 @@ class _PairCriterion(nn.Module):
                 similarity = p @ p.T
             else:
                 similarity = q @ q.T
-        loss, self.active_ = pair_loss(q, similarity, self.zeta, self.gamma)
-        return loss
+        return pair_loss(q, similarity, self.zeta, self.gamma)[0]
 
 
 class _Phase2Net(UnsupervisedNet):
     """Phase 2: encoder + MNet; ``warmup_epochs`` of cross-entropy against the nearest
     phase-1 centre, then pair losses, from u space for ``u_space_epochs``, then from q space.
 
-    A batch without any similar or dissimilar pair has a zero loss and is
-    skipped (no Adam step, whose momentum would still move the weights);
-    that check reads one boolean per batch.
+    The warm-up and u-space epochs, whose pairs need large batches, follow the
+    repeated-pass form of the small-data rule
+    (:func:`~skdeepclust._training.passes_for`); q-space epochs make one pass.
+    A batch without any similar or dissimilar pair has a zero loss and gradient.
     """
 
     merge_singleton = True  # MNet's BatchNorm cannot train on a batch of one row
@@ -356,25 +181,16 @@ class _Phase2Net(UnsupervisedNet):
 
     def get_iterator(self, dataset, training=False):
         iterator = super().get_iterator(dataset, training=training)
-        if not (training and isinstance(iterator, SliceIterator)):
-            return iterator
-        passes = math.ceil(MIN_UPDATES_PER_EPOCH / len(iterator))
-        # skorch builds the iterator once per phase; the pass count is read per epoch.
-        return _Passes(iterator, lambda: passes if self.criterion_.u_space else 1)
+        if training:
+            self.batches_per_pass_ = iterator.batches_per_pass()
+        return iterator
 
-    def train_step(self, batch, **fit_params):
-        self._zero_grad_optimizer()
-        step = self.train_step_single(batch, **fit_params)
-        if bool(self.criterion_.active_):
-            self.notify("on_grad_computed",
-                        named_parameters=TeeGenerator(self.get_all_learnable_params()),
-                        batch=batch, training=True)
-            self._step_optimizer(None)
-        return {"loss": step["loss"].detach(), "y_pred": None}
+    def passes_per_epoch(self):
+        return passes_for(self.batches_per_pass_) if self.criterion_.u_space else 1
 
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train, **kwargs)
-        epoch = len(self.history)
+        epoch = self.epochs_completed_ + 1
         self.criterion_.warmup = epoch <= self.warmup_epochs
         self.criterion_.u_space = epoch <= self.warmup_epochs + self.u_space_epochs
 
@@ -383,7 +199,7 @@ class _Phase2Net(UnsupervisedNet):
         crit = self.criterion_
         if crit.u_space and not crit.warmup:
             U = batched_apply(self.module_.encoder, dataset_train.X)
-            crit.centers.copy_(update_centers(U, crit.centers, crit.fuzziness))
+            crit.centers.copy_(fuzzy_centers(U, crit.centers, crit.fuzziness))
 
 
 # ------------------------------------------------------------------ estimator
@@ -495,7 +311,7 @@ class DCSS(BaseDeepClusterer):
         ``zeta <= 2/3``: similar pairs could then disagree on their label).
     gamma : float, default=0.2
         Dissimilarity threshold (warns when ``gamma >= zeta ** 2``).
-    kmeans_n_init : int, default=10
+    n_init : int, default=10
         k-means restarts for the initial centres.
     {device}
     {random_state}
@@ -598,7 +414,7 @@ class DCSS(BaseDeepClusterer):
     _parameter_constraints: dict = {
         **BaseDeepClusterer._parameter_constraints,
         "mnet_hidden_layer_sizes": ["array-like"],
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "batch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"})],
         "mnet_lr": [Interval(Real, 0, None, closed="neither")],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "pretrain_lr": [Interval(Real, 0, None, closed="neither")],
@@ -611,14 +427,14 @@ class DCSS(BaseDeepClusterer):
         "fuzziness": [Interval(Real, 1, None, closed="neither")],
         "zeta": [Interval(Real, 0, 1, closed="neither")],
         "gamma": [Interval(Real, 0, 1, closed="neither")],
-        "kmeans_n_init": [Interval(Integral, 1, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes=(500, 500, 2000),
-                 mnet_hidden_layer_sizes=(128, 128, 128), batch_size=256, lr=1e-5, mnet_lr=1e-3,
+                 mnet_hidden_layer_sizes=(128, 128, 128), batch_size="auto", lr=1e-5, mnet_lr=1e-3,
                  pretrain_epochs=30, pretrain_lr=1e-3, max_epochs=3, mnet_epochs=20,
                  mnet_warmup_epochs=1, u_space_epochs=5, center_update_interval=2,
-                 centering_weight=0.1, fuzziness=1.5, zeta=0.8, gamma=0.2, kmeans_n_init=10,
+                 centering_weight=0.1, fuzziness=1.5, zeta=0.8, gamma=0.2, n_init=10,
                  device="auto", random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
@@ -638,7 +454,7 @@ class DCSS(BaseDeepClusterer):
         self.fuzziness = fuzziness
         self.zeta = zeta
         self.gamma = gamma
-        self.kmeans_n_init = kmeans_n_init
+        self.n_init = n_init
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -664,21 +480,23 @@ class DCSS(BaseDeepClusterer):
                           "gamma < zeta**2).", UserWarning, stacklevel=4)
 
     def _fit(self, X, ctx):
-        ae_batch = small_data_batch_size(X.shape[0], self.batch_size)
-        pretrain = pretrain_autoencoder(X, ctx, hidden_layer_sizes=self.hidden_layer_sizes,
-                                        embedding_dim=self.embedding_dim,
-                                        epochs=self.pretrain_epochs, lr=self.pretrain_lr,
-                                        batch_size=ae_batch)
-        autoencoder = pretrain.module_
-        U = encode(pretrain, X).cpu().numpy()
-        kmeans = KMeans(self.n_clusters, n_init=self.kmeans_n_init,
-                        random_state=ctx.sub_seed()).fit(U)
-        centers = torch.as_tensor(kmeans.cluster_centers_, dtype=torch.float32, device=X.device)
+        # "auto": the autoencoder phases shrink their batches on small data; the pair
+        # epochs keep theirs (pairs need many rows) and make more passes instead.
+        ae_batch = ctx.batch_size(X.shape[0])
+        pair_batch = min(self._auto_batch_size if self.batch_size == "auto" else
+                         self.batch_size, X.shape[0])
+        autoencoder = build_autoencoder(X.shape[1], self.hidden_layer_sizes, self.embedding_dim)
+        pretrain = pretrain_autoencoder(X, ctx, autoencoder, epochs=self.pretrain_epochs,
+                                        lr=self.pretrain_lr, batch_size=ae_batch)
+        centers = kmeans_on_codes(embed(autoencoder.encoder, X, autoencoder), self.n_clusters,
+                                  n_init=self.n_init, random_state=ctx.sub_seed())
+        centers = torch.as_tensor(centers, device=X.device)
 
         phase1 = ctx.train_phase(
-            autoencoder, _Phase1Criterion(centers, self.fuzziness, self.centering_weight), X,
-            epochs=self.max_epochs, phase="phase 1", net_class=_Phase1Net, batch_size=ae_batch,
-            center_update_interval=self.center_update_interval)
+            autoencoder,
+            ClusterSpecificCriterion(centers, self.fuzziness, self.centering_weight), X,
+            epochs=self.max_epochs, phase="phase 1", net_class=ClusterSpecificNet,
+            batch_size=ae_batch, center_update_interval=self.center_update_interval)
         centers = phase1.criterion_.centers
         history = {"pretrain": loss_history(pretrain), "phase1": loss_history(phase1)}
         for term in ("reconstruction", "centering"):
@@ -687,7 +505,6 @@ class DCSS(BaseDeepClusterer):
         fitted = {"fuzzy_centers_": centers.cpu().numpy()}
 
         if self.mnet_epochs == 0:  # DCSS_u: nearest phase-1 centre
-            autoencoder.eval()
             fitted.update(net_=phase1, cluster_centers_=fitted["fuzzy_centers_"])
         else:
             mnet = xavier_init(ClusteringHead(self.embedding_dim,
@@ -697,13 +514,13 @@ class DCSS(BaseDeepClusterer):
                 _EncoderMNet(autoencoder.encoder, mnet),
                 _PairCriterion(centers, self.fuzziness, self.zeta, self.gamma), X,
                 epochs=self.mnet_warmup_epochs + self.mnet_epochs, lr=self.mnet_lr,
-                phase="phase 2", net_class=_Phase2Net, warmup_epochs=self.mnet_warmup_epochs,
-                u_space_epochs=self.u_space_epochs,
+                batch_size=pair_batch, phase="phase 2", net_class=_Phase2Net,
+                warmup_epochs=self.mnet_warmup_epochs, u_space_epochs=self.u_space_epochs,
                 optimizer__param_groups=[("encoder.*", {"lr": self.lr})])
             history["phase2"] = loss_history(phase2)
             fitted["fuzzy_centers_"] = phase2.criterion_.centers.cpu().numpy()
-            module = phase2.module_.eval()
-            U, q = batched_apply(lambda xb: torch.cat(module(xb), dim=1), X).split(
+            module = phase2.module_
+            U, q = embed(lambda xb: torch.cat(module(xb), dim=1), X, module).split(
                 [self.embedding_dim, self.n_clusters], dim=1)
             mass = q.sum(dim=0).clamp_min(torch.finfo(q.dtype).tiny)
             fitted.update(net_=phase2, cluster_centers_=((q.T @ U) / mass[:, None]).cpu().numpy())

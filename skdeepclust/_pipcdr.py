@@ -1,144 +1,71 @@
-"""PIPCDR: positive instance proximity + cluster dispersion regularizer (ProPos equations)."""
+"""PIPCDR: positive instance proximity + cluster dispersion regularizer (ProPos equations).
+
+The losses (:func:`~skdeepclust.losses.pip_loss`, :func:`~skdeepclust.losses.cdr_loss`),
+the online/target pair, the queue, the two-view net, the k-means refresh and the
+streaming state are shared layers; this module wires them into PIPCDR's schedule.
+"""
 
 from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.optimize import linear_sum_assignment
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
+from skdeepclust._autoencoder import embed
 from skdeepclust._kmeans import spherical_kmeans
-from skdeepclust._training import IndexedTensorDataset, UnsupervisedNet, batched_apply, stop_phase
-from skdeepclust.augment import (
-    Compose,
-    GaussianNoise,
-    MarginalCorruption,
-    RandomMask,
-    fit_augmentation,
+from skdeepclust._streaming import (
+    Reservoir,
+    RunningMoments,
+    online_spherical_update,
+    recluster_stable_ids,
 )
+from skdeepclust._training import KMeansRefresh, TwoViewNet, continue_phase, passes_for
+from skdeepclust.augment import AUGMENTATION_NAMES, make_views
 from skdeepclust.base import BaseDeepClusterer, ContinualClustererMixin
+from skdeepclust.losses import cdr_loss, pip_loss
 from skdeepclust.neighbors import kneighbors
-from skdeepclust.nn import MLP, copy_module, cosine_momentum, ema_update
+from skdeepclust.nn import MLP, FeatureQueue, OnlineTarget, cosine_momentum
 from skdeepclust.utils._docstrings import fill_doc
 
-__all__ = ["PIPCDR", "pip_loss", "cdr_loss"]
+__all__ = ["PIPCDR"]
 
-_RESERVOIR = 10_000  # rows kept for re-clustering and SCARF marginals in partial_fit
-
-
-# ----------------------------------------------------------------------------- losses
-
-def pip_loss(z, t, predictor, sigma=0.0, generator=None):
-    """Positive instance proximity loss (ProPos' positive sampling alignment).
-
-    ``mean_i || n(g(z_i + sigma * eps_i)) - t_i ||^2 = mean_i (2 - 2 cos(g(v_i), t_i))``
-    with ``eps_i ~ N(0, I)``; ``sigma = 0`` is BYOL's loss.
-
-    Parameters
-    ----------
-    z : torch.Tensor of shape (n, e)
-        Online embeddings (not normalised).
-    t : torch.Tensor of shape (n, e)
-        Unit-norm target embeddings of the other view (no gradient).
-    predictor : callable
-        The predictor ``g``.
-    sigma : float, default=0.0
-        Standard deviation of the Gaussian positive sampling.
-    generator : torch.Generator, default=None
-        Generator of the noise, on ``z``'s device.
-
-    Returns
-    -------
-    loss : torch.Tensor
-        Scalar.
-    """
-    if sigma > 0:
-        z = z + sigma * torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-    p = F.normalize(predictor(z), dim=1)
-    return (2.0 - 2.0 * (p * t).sum(dim=1)).mean()
-
-
-def _members(labels, n_clusters, dtype):
-    # One-hot membership; label -1 (an unfilled queue slot) belongs to no cluster.
-    return (labels[:, None] == torch.arange(n_clusters, device=labels.device)).to(dtype)
-
-
-def cdr_loss(z, t, labels, n_clusters, temperature, queue=None, queue_labels=None):
-    """Cluster dispersion regularizer (ProPos' prototype scattering loss), one direction.
-
-    With ``mu_k = n(sum_{i in B_k} z_i)`` (online prototypes, gradients flow)
-    and ``mu'_k = n(sum_{i in B_k} t_i)`` (target prototypes) over the clusters
-    ``P`` present in the batch (and queue),
-    ``L = 1/|P| sum_{k in P} [-mu_k.mu'_k / tau + log(exp(mu_k.mu'_k / tau)
-    + sum_{j in P, j != k} exp(mu_k.mu_j / tau))]``.
-
-    Parameters
-    ----------
-    z : torch.Tensor of shape (n, e)
-        Unit-norm online embeddings of one view.
-    t : torch.Tensor of shape (n, e)
-        Unit-norm target embeddings of the other view.
-    labels : torch.Tensor of shape (n,)
-        Pseudo-labels in ``0 .. n_clusters - 1``.
-    n_clusters : int
-        Number of clusters.
-    temperature : float
-        ``tau``.
-    queue : torch.Tensor of shape (q, e), default=None
-        Queued unit-norm target embeddings, added to both prototypes.
-    queue_labels : torch.Tensor of shape (q,), default=None
-        Their labels; -1 marks an empty slot.
-
-    Returns
-    -------
-    loss : torch.Tensor
-        Scalar.
-    """
-    members = _members(labels, n_clusters, z.dtype)
-    sum_z, sum_t, counts = members.T @ z, members.T @ t, members.sum(dim=0)
-    if queue is not None:
-        q_members = _members(queue_labels, n_clusters, z.dtype)
-        q_sum = q_members.T @ queue
-        sum_z, sum_t, counts = sum_z + q_sum, sum_t + q_sum, counts + q_members.sum(dim=0)
-    mu, mu_t = F.normalize(sum_z, dim=1), F.normalize(sum_t, dim=1)
-    present = counts > 0
-    pos = (mu * mu_t).sum(dim=1) / temperature
-    neg = (mu @ mu.T / temperature).masked_fill(
-        torch.eye(n_clusters, dtype=torch.bool, device=z.device) | ~present[None, :],
-        float("-inf"))
-    per_cluster = torch.logsumexp(torch.cat([pos[:, None], neg], dim=1), dim=1) - pos
-    weight = present.to(z.dtype)
-    return (per_cluster * weight).sum() / weight.sum()
+_RESERVOIR = 10_000  # rows kept for re-clustering and augmentation statistics in partial_fit
+# SGD momentum of the online network: ProPos' (and BYOL's) value, not a tuning knob here.
+_SGD_MOMENTUM = 0.9
 
 
 # ----------------------------------------------------------------------------- networks
 
-class _PIPCDRModule(nn.Module):
-    """Online network + predictor + EMA target, the input standardisation, the queue."""
+class _PIPCDRModule(OnlineTarget):
+    """Online network + predictor + EMA target, the input standardisation, the queue.
+
+    In training its input is the two-view batch ``[x_a; x_b]``: it returns the
+    online embeddings ``z = f([x_a; x_b])`` and the unit-norm target embeddings
+    of the other views ``t = n(f'([x_b; x_a]))`` (no gradient), so row ``i`` of
+    ``z`` pairs with row ``i`` of ``t``.
+    """
 
     def __init__(self, n_features, hidden, projector_hidden, embedding_dim, predictor_hidden,
                  queue_size):
-        super().__init__()
         # Backbone layers and the projector's hidden layer are Linear-BN-ReLU.
-        self.online = MLP(n_features, [*hidden, projector_hidden], embedding_dim, batch_norm=True)
-        self.predictor = MLP(embedding_dim, [predictor_hidden], embedding_dim, batch_norm=True)
-        for m in self.predictor.modules():
+        online = MLP(n_features, [*hidden, projector_hidden], embedding_dim, batch_norm=True)
+        predictor = MLP(embedding_dim, [predictor_hidden], embedding_dim, batch_norm=True)
+        for m in predictor.modules():
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, std=0.01)
                 nn.init.zeros_(m.bias)
-        self.target = copy_module(self.online)
+        super().__init__(online, predictor)
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
-        self.register_buffer("queue", torch.zeros(queue_size, embedding_dim))
-        self.register_buffer("queue_labels", torch.full((queue_size,), -1, dtype=torch.long))
-        self.register_buffer("queue_index", torch.full((queue_size,), -1, dtype=torch.long))
-        self.queue_ptr = 0
+        self.queue = FeatureQueue(queue_size, embedding_dim)
 
     def standardize(self, x):
         return (x - self.mean) / self.scale
@@ -147,16 +74,12 @@ class _PIPCDRModule(nn.Module):
         """Unit-norm target embedding of raw rows (the estimator's ``transform``)."""
         return F.normalize(self.target(self.standardize(x)), dim=1)
 
-    def forward(self, x):
-        return self.online(x)
-
-    @torch.no_grad()
-    def enqueue(self, t, labels, index):
-        q = self.queue.shape[0]
-        t, labels, index = t[-q:], labels[-q:], index[-q:]
-        pos = (self.queue_ptr + torch.arange(t.shape[0], device=t.device)) % q
-        self.queue[pos], self.queue_labels[pos], self.queue_index[pos] = t, labels, index
-        self.queue_ptr = (self.queue_ptr + t.shape[0]) % q
+    def forward(self, x2):
+        b = x2.shape[0] // 2
+        z = self.online(x2)
+        with torch.no_grad():
+            t = F.normalize(self.target(torch.cat([x2[b:], x2[:b]])), dim=1)
+        return z, t
 
 
 class _PIPCDRLoss(nn.Module):
@@ -186,12 +109,8 @@ class _TrainState:
     """What one fit (or one partial_fit call) trains with; dropped afterwards (not pickled)."""
 
     def __init__(self, *, mode, views, labels, generator, step, est, steps_per_epoch,
-                 ramp_steps=0, epoch_factor=1):
+                 ramp_steps=0):
         self.mode = mode
-        # fit: max_epochs, warmup_epochs and kmeans_every times this factor (min_steps).
-        self.max_epochs = est.max_epochs * epoch_factor
-        self.warmup_epochs = est.warmup_epochs * epoch_factor
-        self.kmeans_every = est.kmeans_every * epoch_factor
         self.view_a, self.view_b = views
         self.labels = labels
         self.generator = generator
@@ -199,12 +118,9 @@ class _TrainState:
         self.est = est
         self.steps_per_epoch = steps_per_epoch
         self.ramp_steps = ramp_steps
+        self.warm = False
         self.parts: list[torch.Tensor] = []
         self.epochs: list[list[float]] = []
-        self.label_change: list[float] = []
-        self.converged = False
-        self.kmeans_fn = None
-        self.kmeans_runs = 0
         self.data = None
         self.neighbors = None
 
@@ -219,6 +135,12 @@ class _TrainState:
         u = torch.rand((b, 1), generator=self.generator, device=x.device, dtype=x.dtype)
         return x + u * (other - x)
 
+    def make_views(self, x, idx):
+        """The two views of a batch, each drawn around a neighbour-interpolated anchor."""
+        xa = self.view_a(self.anchor(x, idx), self.generator)
+        xb = self.view_b(self.anchor(x, idx), self.generator)
+        return xa, xb
+
     def schedule(self, s):
         """(lr, EMA momentum, warm) at global step ``s``."""
         est = self.est
@@ -226,7 +148,7 @@ class _TrainState:
             ramp = self.ramp_steps
             lr = est.lr * min(1.0, (s + 1) / ramp) if ramp else est.lr
             return lr, est.momentum, s < ramp
-        S, E, W = self.steps_per_epoch, self.max_epochs, self.warmup_epochs
+        S, E, W = self.steps_per_epoch, est.max_epochs, est.warmup_epochs
         epoch = s / S
         if epoch < W:
             lr = est.lr * (s + 1) / (W * S)
@@ -247,22 +169,38 @@ class _TrainState:
         return means
 
 
-class _PIPCDRNet(UnsupervisedNet):
+class _PIPCDRNet(TwoViewNet):
     """Two views per batch, PIP + CDR, EMA target update after each SGD step."""
 
-    drop_last = True  # a last batch of one row would break BatchNorm
-
-    def __init__(self, *args, state=None, **kwargs):
+    def __init__(self, *args, state=None, make_views=None, passes=1, **kwargs):
         super().__init__(*args, **kwargs)
         self.state = state
+        self.make_views = make_views
+        self.passes = passes
+
+    def passes_per_epoch(self):
+        return self.passes
 
     def initialize_optimizer(self, *args, **kwargs):
         # The target network only moves by EMA.
-        named = [(n, p) for n, p in self.module_.named_parameters()
-                 if not n.startswith("target.")]
-        args, kwargs = self.get_params_for_optimizer("optimizer", named)
+        args, kwargs = self.get_params_for_optimizer("optimizer",
+                                                     self.module_.online_parameters())
         self.optimizer_ = self.optimizer(*args, **kwargs)
         return self
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        z, t = y_pred
+        st, module, est = self.state, self.module_, self.state.est
+        queue = module.queue
+        loss, pip, cdr = self.criterion_(
+            z, t, module.predictor, st.labels[y_true],
+            sigma=0.0 if st.warm else est.sigma,
+            cdr_weight=0.0 if st.warm else est.cdr_weight,
+            generator=st.generator, queue=queue.features if len(queue) else None,
+            queue_labels=queue.labels)
+        st.parts.append(torch.stack([loss.detach(), pip, cdr, z.detach().norm(dim=1).mean()]))
+        st.last_targets = (t, y_true)
+        return loss
 
     def train_step(self, batch, **fit_params):
         st = self.state
@@ -271,70 +209,30 @@ class _PIPCDRNet(UnsupervisedNet):
             group["lr"] = lr * group.get("lr_scale", 1.0)
         step = super().train_step(batch, **fit_params)
         module = self.module_
-        ema_update(module.target, module.online, momentum)
-        if module.queue.shape[0]:
+        module.update_target(momentum)
+        if len(module.queue):
             t, idx = st.last_targets
             labels = st.labels[idx]
             index = idx if st.mode == "fit" else torch.full_like(idx, -1)
-            module.enqueue(t, torch.cat([labels, labels]), torch.cat([index, index]))
+            module.queue.push(t, torch.cat([labels, labels]), torch.cat([index, index]))
         st.step += 1
         return step
 
-    def train_step_single(self, batch, **fit_params):
-        self._set_training(True)
-        x, idx = batch
-        st, module, est = self.state, self.module_, self.state.est
-        xa = st.view_a(st.anchor(x, idx), st.generator)
-        xb = st.view_b(st.anchor(x, idx), st.generator)
-        z = module.online(torch.cat([xa, xb]))
-        with torch.no_grad():
-            t = F.normalize(module.target(torch.cat([xb, xa])), dim=1)
-        queue = module.queue if module.queue.shape[0] else None
-        loss, pip, cdr = self.criterion_(
-            z, t, module.predictor, st.labels[idx],
-            sigma=0.0 if st.warm else est.sigma,
-            cdr_weight=0.0 if st.warm else est.cdr_weight,
-            generator=st.generator, queue=queue, queue_labels=module.queue_labels)
-        loss.backward()
-        st.parts.append(torch.stack([loss.detach(), pip, cdr,
-                                     z.detach().norm(dim=1).mean()]))
-        st.last_targets = (t, idx)
-        return {"loss": loss, "y_pred": z}
-
     def on_epoch_end(self, net, **kwargs):
         super().on_epoch_end(net, **kwargs)
-        st = self.state
-        loss = st.end_epoch()[0]
-        if st.mode != "fit" or not math.isfinite(loss):
-            return  # the non-finite guard reports a diverged loss
-        est, epoch = st.est, len(self.history)
-        W, r = st.warmup_epochs, st.kmeans_every
-        # Labels are unused during warm-up; always refresh at its end.
-        if epoch < st.max_epochs and epoch >= W and (epoch - W) % r == 0:
-            st.kmeans_fn(self.module_)
-            lc = st.label_change
-            if est.tol > 0 and len(lc) >= 2 and lc[-1] < est.tol and lc[-2] < est.tol:
-                st.converged = True
-                stop_phase(self)
+        self.state.end_epoch()
 
 
-def _contingency(old, new, n_clusters):
-    cont = torch.zeros(n_clusters, n_clusters, dtype=torch.long, device=old.device)
-    cont.index_put_((old, new), torch.ones_like(old), accumulate=True)
-    return cont.cpu().numpy()
+@dataclass
+class _Stream:
+    """Streaming state of :meth:`PIPCDR.partial_fit`."""
 
-
-def _changed_fraction(old, new, n_clusters):
-    """Fraction of labels that changed, after matching the two labelings (Hungarian)."""
-    cont = _contingency(old, new, n_clusters)
-    rows, cols = linear_sum_assignment(-cont)
-    return 1.0 - cont[rows, cols].sum() / max(1, len(old))
-
-
-def _matching(old, new, n_clusters):
-    """``order`` with ``order[i]`` the new cluster that best matches old cluster ``i``."""
-    _, cols = linear_sum_assignment(-_contingency(old, new, n_clusters))
-    return cols
+    moments: RunningMoments
+    reservoir: Reservoir
+    counts: torch.Tensor
+    step: int = 0
+    ramp_steps: int | None = None
+    calls: int = 0
 
 
 # ----------------------------------------------------------------------------- estimator
@@ -402,12 +300,13 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     {max_epochs}
     min_steps : int, default=5000
         Fewest optimiser steps of a :meth:`fit`: when ``max_epochs`` epochs
-        of ``n_samples // batch_size`` steps make fewer, ``max_epochs``,
-        ``warmup_epochs`` and ``kmeans_every`` are all multiplied by
-        ``ceil(min_steps / (max_epochs * steps_per_epoch))`` (same schedule,
-        stretched; ``n_iter_`` gives the epochs run). Small data sets need
-        it: the EMA target and the k-means refreshes need steps, not epochs.
-        0 disables it.
+        of ``n_samples // batch_size`` steps make fewer, each epoch passes
+        over the data ``ceil(min_steps / (max_epochs * steps_per_pass))``
+        times (the package's small-data rule in its repeated-pass form; the
+        batch stays large, as the prototypes of the CDR loss need). Epoch
+        counts (``max_epochs``, ``warmup_epochs``, ``kmeans_every``) keep
+        their meaning. Small data sets need it: the EMA target and the
+        k-means refreshes need steps, not epochs. 0 disables it.
     warmup_epochs : int, default=5
         Epochs of learning-rate warm-up, during which ``sigma`` and
         ``cdr_weight`` are 0 (BYOL only). Must be below ``max_epochs``.
@@ -436,9 +335,9 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     cdr_weight : float, default=0.03
         Weight ``lambda`` of the CDR loss (ProPos: 0.1 on CIFAR, 0.001 on
         ImageNet). On digits (seeds 0-5, other parameters at their
-        defaults) 0.1 gave mean ACC 0.877 and 0.03 gave 0.890; with the
-        first session's defaults 0.1 let the k-means pseudo-labels lock in
-        a poor partition for 2 seeds of 5.
+        defaults) 0.1 gave mean ACC 0.877 and 0.03 gave 0.890; with a
+        ``(256, 256)`` backbone and no neighbour views, 0.1 let the k-means
+        pseudo-labels lock in a poor partition for 2 seeds of 5.
     n_init : int, default=10
         k-means++ restarts of each spherical k-means.
     n_neighbors : int, default=10
@@ -523,20 +422,21 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     embedding, and views that are two augmentations of one image. For
     feature vectors on 2 CPU cores the defaults use a ``(256,)`` backbone,
     256-wide projector and predictor, a 64-d embedding, 60 epochs with 5 of
-    warm-up and k-means every 5 epochs, stretched on small data to at least
-    5,000 optimiser steps (``min_steps``), and, because the EMA target needs
+    warm-up and k-means every 5 epochs, each epoch passing over small data
+    several times so that training makes at least 5,000 optimiser steps
+    (``min_steps``), and, because the EMA target needs
     many steps, batch 64, ``lr=0.2`` and ``momentum=0.99``, and
     ``cdr_weight=0.03`` (see above). Departure: each view starts between the
     row and one of its 10 nearest rows (``n_neighbors``), then 15 % of its
     entries are resampled from their marginals. A fit of 10,000 x 50
     standardised rows took 78 s (53 s of CPU) on 2 shared CPU cores. On
     digits (seeds 0-2,
-    ``benchmarks/results/quality-small-pipcdr-session2.json``) the defaults
+    ``benchmarks/results/quality-small-pipcdr-aekm.json``) the defaults
     reach ACC 0.883 (BYOL ablation 0.883, k-means 0.79, Ward 0.84,
-    AutoencoderKMeans 0.73; ~35 s per fit), where the paper-like settings
+    AutoencoderKMeans 0.81; ~35 s per fit), where the paper-like settings
     (``(256, 256)`` backbone, 512-wide heads, 128-d embedding, batch 256,
     ``lr=0.05``, ``momentum=0.996``, 200 epochs with 10 of warm-up, k-means
-    every epoch, no neighbour views) reached 0.74 (2 seeds, first session).
+    every epoch, no neighbour views) reached 0.74 (2 seeds).
 
     **Streaming.** :meth:`partial_fit` follows ``MiniBatchKMeans``: the first
     call initialises (it needs at least ``n_clusters`` rows), later calls
@@ -600,6 +500,11 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     (5, (300,))
     """
 
+    # "auto" is 64 rows at any size: the pseudo-label prototypes need many rows per batch,
+    # so small data gets more passes per epoch (min_steps), not smaller batches.
+    _auto_batch_size = 64
+    _auto_batch_shrinks = False
+
     _parameter_constraints: dict = {
         **BaseDeepClusterer._parameter_constraints,
         "projector_hidden_dim": [Interval(Integral, 1, None, closed="left")],
@@ -618,7 +523,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "cdr_weight": [Interval(Real, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "augmentation": [StrOptions({"corruption", "noise", "mask"}), callable, tuple],
+        "augmentation": [StrOptions(set(AUGMENTATION_NAMES)), callable, tuple],
         "corruption_rate": [Interval(Real, 0, 1, closed="left")],
         "noise_scale": [Interval(Real, 0, None, closed="left")],
         "standardize": ["boolean"],
@@ -626,7 +531,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     }
 
     def __init__(self, n_clusters=8, *, embedding_dim=64, hidden_layer_sizes=(256,),
-                 projector_hidden_dim=256, predictor_hidden_dim=256, batch_size=64, lr=0.2,
+                 projector_hidden_dim=256, predictor_hidden_dim=256, batch_size="auto", lr=0.2,
                  max_epochs=60, min_steps=5000, warmup_epochs=5, predictor_lr_scale=10.0,
                  weight_decay=5e-4, sigma=1e-3, momentum=0.99, momentum_schedule="cosine",
                  kmeans_every=5, queue_size=0, temperature=0.5, cdr_weight=0.03, n_init=10,
@@ -680,40 +585,19 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
             warnings.warn(f"sigma={self.sigma} is large; the paper finds small values "
                           "(1e-3) best.", UserWarning, stacklevel=4)
 
-    def _views(self, Xs, generator):
-        """The two fitted view functions, checked on a 2-row batch."""
-        aug = self.augmentation
-        noise = [GaussianNoise(self.noise_scale)] if self.noise_scale > 0 else []
-        if isinstance(aug, str):
-            first = {"corruption": [MarginalCorruption(self.corruption_rate)], "noise": [],
-                     "mask": [RandomMask(self.corruption_rate)]}[aug]
-            fn = fit_augmentation(Compose(first + noise), Xs)
-            return fn, fn
-        pair = aug if isinstance(aug, tuple) else (aug, aug)
-        views = tuple(fit_augmentation(a, Xs) for a in pair)
-        x = Xs[:2]
-        before = x.clone()
-        for fn in views:
-            out = fn(x, generator)
-            if not isinstance(out, torch.Tensor):
-                raise TypeError("augmentation must return a torch.Tensor, got "
-                                f"{type(out).__name__}.")
-            if out.shape != x.shape or out.dtype != x.dtype or out.device != x.device:
-                raise ValueError("augmentation must return a tensor of its input's shape, "
-                                 f"dtype and device; got {tuple(out.shape)}, {out.dtype}, "
-                                 f"{out.device} for {tuple(x.shape)}, {x.dtype}, {x.device}.")
-            if not torch.equal(x, before):
-                raise ValueError("augmentation must not modify its input in place.")
-        return views
-
-    def _set_neighbors(self, state, Xs, ctx):
-        """Input-space neighbours of the training rows, for the views (``n_neighbors``)."""
+    def _state(self, mode, Xs, views_from, labels, ctx, **kwargs):
+        """The training state of a fit or a call: views fitted on ``views_from``, neighbours."""
+        state = _TrainState(
+            mode=mode, labels=labels, generator=ctx.device_generator, est=self,
+            views=make_views(self.augmentation, views_from, corruption_rate=self.corruption_rate,
+                             noise_scale=self.noise_scale),
+            **kwargs)
         n = Xs.shape[0]
-        if self.n_neighbors == 0 or n < 2:
-            return
-        _, state.neighbors = kneighbors(Xs, min(self.n_neighbors, n - 1),
-                                        random_state=ctx.sub_seed())
-        state.data = Xs
+        if self.n_neighbors > 0 and n >= 2:
+            _, state.neighbors = kneighbors(Xs, min(self.n_neighbors, n - 1),
+                                            random_state=ctx.sub_seed())
+            state.data = Xs
+        return state
 
     def _build(self, n_features, device):
         module = _PIPCDRModule(n_features, list(self.hidden_layer_sizes),
@@ -721,25 +605,18 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
                                self.predictor_hidden_dim, self.queue_size)
         return module.to(device)
 
-    def _net(self, ctx, module, X, state, batch_size, epochs=0):
+    def _net(self, ctx, module, X, state, batch_size, epochs=0, **kwargs):
         return ctx.train_phase(
             module, _PIPCDRLoss(self.n_clusters, self.temperature), X,
-            epochs=epochs, phase="PIPCDR", batch_size=batch_size, net_class=_PIPCDRNet, state=state,
-            optimizer=torch.optim.SGD, optimizer__momentum=0.9,
+            epochs=epochs, phase="PIPCDR", batch_size=batch_size, net_class=_PIPCDRNet,
+            state=state, make_views=state.make_views,
+            optimizer=torch.optim.SGD, optimizer__momentum=_SGD_MOMENTUM,
             optimizer__weight_decay=self.weight_decay,
             optimizer__param_groups=[("predictor.*", {"lr_scale": self.predictor_lr_scale})],
-            remedy="Lower `lr`, raise `batch_size`, or standardise the features.")
-
-    @staticmethod
-    def _embed_all(module, X):
-        training = module.training
-        module.eval()
-        E = batched_apply(module.embed, X)
-        module.train(training)
-        return E
+            remedy="Lower `lr`, raise `batch_size`, or standardise the features.", **kwargs)
 
     def _warn_settings(self, n_steps):
-        if self.batch_size < 2 * self.n_clusters and self.queue_size == 0:
+        if self._batch_size_value() < 2 * self.n_clusters and self.queue_size == 0:
             warnings.warn(f"batch_size={self.batch_size} < 2 * n_clusters: many clusters are "
                           "absent from each batch; raise batch_size or set queue_size.",
                           UserWarning, stacklevel=5)
@@ -748,73 +625,64 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
                           "moves; raise max_epochs or lower momentum.", UserWarning,
                           stacklevel=5)
 
+    def _batch_size_value(self):
+        return self._auto_batch_size if self.batch_size == "auto" else self.batch_size
+
+    def _kmeans(self, generator):
+        return partial(spherical_kmeans, n_clusters=self.n_clusters, generator=generator,
+                       n_init=self.n_init)
+
     # ------------------------------------------------------------------ fit
 
     def _fit(self, X, ctx):
         n, d = X.shape
-        X64 = X.double()
-        mean = X64.mean(dim=0) if self.standardize else torch.zeros_like(X64[0])
-        scale = X64.std(dim=0, unbiased=False) if self.standardize else torch.ones_like(X64[0])
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        moments = RunningMoments(d).update(X)
         module = self._build(d, ctx.device)
-        module.mean.copy_(mean), module.scale.copy_(scale)
+        if self.standardize:
+            module.mean.copy_(torch.as_tensor(moments.mean))
+            module.scale.copy_(torch.as_tensor(moments.scale()))
         Xs = module.standardize(X)
-        b = min(self.batch_size, n)
-        S = max(1, n // b)
-        factor = max(1, math.ceil(self.min_steps / (self.max_epochs * S)))
-        self._warn_settings(self.max_epochs * factor * S)
-        kgen = torch.Generator().manual_seed(ctx.sub_seed())
-        state = _TrainState(mode="fit", views=self._views(Xs, ctx.device_generator),
-                            labels=torch.zeros(n, dtype=torch.long, device=X.device),
-                            generator=ctx.device_generator, step=0, est=self,
-                            steps_per_epoch=S, epoch_factor=factor)
-        self._set_neighbors(state, Xs, ctx)
+        b = ctx.batch_size(n)
+        batches = max(1, n // b)
+        # The small-data rule, repeated-pass form: epochs of several passes until
+        # max_epochs make min_steps steps (the EMA and the refreshes need steps).
+        passes = passes_for(batches, math.ceil(self.min_steps / self.max_epochs))
+        self._warn_settings(self.max_epochs * passes * batches)
+        kmeans = self._kmeans(torch.Generator().manual_seed(ctx.sub_seed()))
+        state = self._state("fit", Xs, Xs, torch.zeros(n, dtype=torch.long, device=X.device),
+                            ctx, step=0, steps_per_epoch=passes * batches)
 
-        def refresh(module):
-            E = self._embed_all(module, X)
-            _, labels, _ = spherical_kmeans(E, self.n_clusters, generator=kgen,
-                                            n_init=self.n_init)
-            if state.kmeans_runs:
-                state.label_change.append(_changed_fraction(state.labels, labels,
-                                                            self.n_clusters))
-            state.kmeans_runs += 1
+        def on_labels(net, labels):
             state.labels = labels
-            if module.queue.shape[0]:
-                module.queue_labels.copy_(torch.where(
-                    module.queue_index >= 0, labels[module.queue_index.clamp_min(0)],
-                    module.queue_labels))
+            if len(module.queue):
+                module.queue.relabel(labels=labels)
 
-        state.kmeans_fn = refresh
-        if self.warmup_epochs == 0:
-            refresh(module)
-        net = self._net(ctx, module, Xs, state, b, epochs=state.max_epochs)
-        net.state = None
-        module.eval()  # labels_ and predict share the eval-mode forward
-        E = self._embed_all(module, X)
-        centers, labels, inertia = spherical_kmeans(E, self.n_clusters, generator=kgen,
-                                                    n_init=self.n_init)
+        # Labels are unused during warm-up: refresh at its end (before training when there
+        # is none), then every kmeans_every epochs; not after the last epoch.
+        refresh = KMeansRefresh(X, module.embed, lambda Z: kmeans(Z)[1], on_labels,
+                                self.n_clusters, every=self.kmeans_every, at_start=False,
+                                first=self.warmup_epochs, last=self.max_epochs - 1,
+                                tol=self.tol, modules=[module])
+        net = self._net(ctx, module, Xs, state, b, epochs=self.max_epochs, passes=passes,
+                        callbacks=[refresh])
+        net.state = net.make_views = None
+        E = embed(module.embed, X, module)
+        centers, labels, inertia = kmeans(E)
         parts = np.asarray(state.epochs, dtype=float).reshape(-1, 4)
-        sample = ctx.rng.choice(n, size=min(n, _RESERVOIR), replace=False)
-        X_np = X.cpu().numpy()
-        counts = torch.bincount(labels, minlength=self.n_clusters).cpu().numpy()
-        stream = {
-            "count": n, "mean": X64.mean(dim=0).cpu().numpy(),
-            "m2": (X64.var(dim=0, unbiased=False) * n).cpu().numpy(),
-            "reservoir": X_np[np.sort(sample)], "seen": n,
-            "counts": counts.astype(np.float64), "step": state.step,
-            "ramp_steps": state.warmup_epochs * S, "calls": 0,
-        }
+        stream = _Stream(moments=moments, reservoir=Reservoir(_RESERVOIR).sample_from(X, ctx.rng),
+                         counts=torch.bincount(labels, minlength=self.n_clusters).float(),
+                         step=state.step, ramp_steps=self.warmup_epochs * passes * batches)
         return {
             "net_": net,
             "cluster_centers_": centers.cpu().numpy(),
             "inertia_": inertia,
-            "converged_": state.converged,
+            "converged_": refresh.converged_,
             "history_": {"train": parts[:, 0].tolist(), "pip": parts[:, 1].tolist(),
                          "cdr": parts[:, 2].tolist(), "z_norm": parts[:, 3].tolist(),
-                         "label_change": list(state.label_change)},
+                         "label_change": list(refresh.label_change_)},
             "n_iter_": len(net.history),
-            "mean_": mean.float().cpu().numpy(),
-            "scale_": scale.float().cpu().numpy(),
+            "mean_": module.mean.cpu().numpy(),
+            "scale_": module.scale.cpu().numpy(),
             "n_steps_": 0,
             "_partial_rng": np.random.RandomState(ctx.sub_seed()),
             "_stream": stream,
@@ -824,97 +692,56 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
 
     def _partial_fit(self, X, ctx, first_call):
         m, d = X.shape
-        X_np = X.cpu().numpy().astype(np.float64)
         if first_call:
-            stream = {"count": 0, "mean": np.zeros(d), "m2": np.zeros(d), "reservoir": None,
-                      "seen": 0, "counts": np.zeros(self.n_clusters), "step": 0,
-                      "ramp_steps": None, "calls": 0}
+            stream = _Stream(moments=RunningMoments(d), reservoir=Reservoir(_RESERVOIR),
+                             counts=torch.zeros(self.n_clusters, device=X.device))
             module = self._build(d, ctx.device)
             history = {"partial_fit": []}
         else:
-            stream = {k: (v.copy() if isinstance(v, np.ndarray) else v)
-                      for k, v in self._stream.items()}
-            module = self.net_.module_
-            history = {k: list(v) for k, v in self.history_.items()}
+            # The mixin snapshotted the fitted state: a failed call restores it.
+            stream, module = self._stream, self.net_.module_
+            history = self.history_
             history.setdefault("partial_fit", [])
-        # Running mean / variance (Chan et al. merge of the chunk's moments).
-        n0, c_mean = stream["count"], X_np.mean(axis=0)
-        c_m2 = ((X_np - c_mean) ** 2).sum(axis=0)
-        delta, total = c_mean - stream["mean"], n0 + m
-        stream["mean"] = stream["mean"] + delta * m / total
-        stream["m2"] = stream["m2"] + c_m2 + delta**2 * n0 * m / total
-        stream["count"] = total
+        stream.moments.update(X)
         if self.standardize:
-            scale = np.sqrt(stream["m2"] / total)
-            scale = np.where(scale > 0, scale, 1.0)
-            mean = stream["mean"]
-        else:
-            mean, scale = np.zeros(d), np.ones(d)
-        module.mean.copy_(torch.as_tensor(mean)), module.scale.copy_(torch.as_tensor(scale))
-        self._reservoir_add(stream, X.cpu().numpy(), ctx.rng)
-        R = torch.as_tensor(stream["reservoir"], device=X.device)
+            module.mean.copy_(torch.as_tensor(stream.moments.mean))
+            module.scale.copy_(torch.as_tensor(stream.moments.scale()))
+        R = stream.reservoir.add(X, ctx.rng).rows
         Xs, Rs = module.standardize(X), module.standardize(R)
-        kgen = torch.Generator().manual_seed(ctx.sub_seed())
+        kmeans = self._kmeans(torch.Generator().manual_seed(ctx.sub_seed()))
         if first_call:
-            centers, _, _ = spherical_kmeans(self._embed_all(module, X), self.n_clusters,
-                                             generator=kgen, n_init=self.n_init)
+            centers = kmeans(embed(module.embed, X, module))[0]
         else:
             centers = torch.as_tensor(self._centers_all, device=X.device)
-        labels = (self._embed_all(module, X) @ centers.T).argmax(dim=1)
+        labels = (embed(module.embed, X, module) @ centers.T).argmax(dim=1)
         # ceil(m / batch_size) steps of equal size (<= batch_size, >= 2 rows for BatchNorm):
         # a chunk is seen once, so fewer than `steps` of its rows are left out.
-        steps = max(1, min(-(-m // self.batch_size), m // 2))
+        steps = max(1, min(-(-m // self._batch_size_value()), m // 2))
         b = m // steps
-        if stream["ramp_steps"] is None:
-            stream["ramp_steps"] = self.warmup_epochs * steps
-        state = _TrainState(mode="stream", views=self._views(Rs, ctx.device_generator),
-                            labels=labels, generator=ctx.device_generator,
-                            step=stream["step"], est=self, steps_per_epoch=steps,
-                            ramp_steps=stream["ramp_steps"])
-        self._set_neighbors(state, Xs, ctx)
-        if first_call:
-            net = self._net(ctx, module, Xs, state, b)
-        else:
-            net = self.net_
-            net.state, net.batch_size = state, b
-        rows = len(net.history)
-        net.partial_fit(IndexedTensorDataset(Xs, ctx.generator), None, epochs=1)
-        if len(net.history) < rows + 1:
-            raise KeyboardInterrupt("training interrupted during partial_fit")
-        net.state = None
-        module.eval()
-        stream["step"] = state.step
+        if stream.ramp_steps is None:
+            stream.ramp_steps = self.warmup_epochs * steps
+        state = self._state("stream", Xs, Rs, labels, ctx, step=stream.step,
+                            steps_per_epoch=steps, ramp_steps=stream.ramp_steps)
+        net = self._net(ctx, module, Xs, state, b) if first_call else self.net_
+        net.state, net.make_views = state, state.make_views
+        try:
+            continue_phase(net, Xs, 1, generator=ctx.generator, phase="PIPCDR partial_fit",
+                           verbose=self.verbose, batch_size=b)
+        finally:
+            net.state = net.make_views = None
+        stream.step = state.step
         history["partial_fit"].append(state.epochs[-1][0])
-        # Online spherical k-means update of the centres with the chunk.
-        E = self._embed_all(module, X)
-        labels = (E @ centers.T).argmax(dim=1)
-        counts = torch.as_tensor(stream["counts"], device=X.device, dtype=E.dtype)
-        sums = torch.zeros_like(centers).index_add_(0, labels, E)
-        centers = F.normalize(centers * counts[:, None] + sums, dim=1)
-        counts = counts + torch.bincount(labels, minlength=self.n_clusters).to(E.dtype)
-        stream["calls"] += 1
-        if stream["calls"] % self.kmeans_every == 0:
-            # Lloyd from the current centres, and fresh restarts whose ids are matched to
-            # the current ones (Hungarian on the overlap): ids stay stable either way, and
-            # the restarts escape a poor optimum as the embedding moves.
-            ER = self._embed_all(module, R)
-            current = (ER @ centers.T).argmax(dim=1)
-            warm = spherical_kmeans(ER, self.n_clusters, generator=kgen, init=centers)
-            fresh = spherical_kmeans(ER, self.n_clusters, generator=kgen, n_init=self.n_init)
-            if fresh[2] < warm[2]:
-                order = torch.as_tensor(_matching(current, fresh[1], self.n_clusters),
-                                        device=X.device)
-                centers = fresh[0][order]
-                r_labels = torch.argsort(order)[fresh[1]]
-            else:
-                centers, r_labels = warm[0], warm[1]
+        E = embed(module.embed, X, module)
+        centers, counts = online_spherical_update(centers, stream.counts, E)
+        stream.calls += 1
+        if stream.calls % self.kmeans_every == 0:
+            ER = embed(module.embed, R, module)
+            centers, r_labels = recluster_stable_ids(ER, centers, kmeans, self.n_init)
             counts = (torch.bincount(r_labels, minlength=self.n_clusters).to(E.dtype)
-                      * (stream["seen"] / R.shape[0]))
-            if module.queue.shape[0]:
-                q_labels = (module.queue @ centers.T).argmax(dim=1)
-                module.queue_labels.copy_(torch.where(module.queue_labels >= 0, q_labels,
-                                                      module.queue_labels))
-        stream["counts"] = counts.cpu().numpy().astype(np.float64)
+                      * (stream.reservoir.seen / R.shape[0]))
+            if len(module.queue):
+                module.queue.relabel(centers=centers)
+        stream.counts = counts
         inertia = float((1.0 - (E @ centers.T).max(dim=1).values).sum())
         return {
             "net_": net,
@@ -923,27 +750,10 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
             "converged_": False,
             "history_": history,
             "n_iter_": getattr(self, "n_iter_", 0) + 1 if not first_call else 1,
-            "mean_": mean.astype(np.float32),
-            "scale_": scale.astype(np.float32),
+            "mean_": module.mean.cpu().numpy(),
+            "scale_": module.scale.cpu().numpy(),
             "_stream": stream,
         }
-
-    @staticmethod
-    def _reservoir_add(stream, rows, rng):
-        """Uniform reservoir sampling (Vitter's algorithm R), vectorised over the chunk."""
-        seen, res = stream["seen"], stream["reservoir"]
-        if res is None:
-            res = rows[:0]
-        fill = max(0, min(_RESERVOIR - len(res), len(rows)))
-        res = np.concatenate([res, rows[:fill]])
-        rest = rows[fill:]
-        if len(rest):
-            positions = seen + fill + np.arange(len(rest))
-            slots = (rng.random_sample(len(rest)) * (positions + 1)).astype(np.int64)
-            keep = slots < _RESERVOIR
-            res = res.copy()
-            res[slots[keep]] = rest[keep]
-        stream["reservoir"], stream["seen"] = res, seen + len(rows)
 
     # ------------------------------------------------------------ inference
 
@@ -954,23 +764,9 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         centers = torch.as_tensor(self._centers_all, device=Z.device, dtype=Z.dtype)
         return Z @ centers.T
 
-    def score(self, X, y=None):
-        """Opposite of the summed cosine dissimilarity of ``X`` to its closest centre.
-
-        ``-sum_i (1 - max_k cos(z_i, c_k))`` in the embedding space (like
-        ``KMeans.score``, the opposite of an inertia); higher is better.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to score.
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        score : float
-        """
-        Z = torch.as_tensor(self.transform(X))
-        centers = torch.as_tensor(np.asarray(self.cluster_centers_, dtype=np.float32))
-        return -float((1.0 - (Z @ centers.T).max(dim=1).values).sum())
+    def _inertia(self, X_t):
+        """Summed cosine dissimilarity ``sum_i (1 - max_k cos(z_i, c_k))`` of the embedded rows."""
+        Z = self._embed_batched(X_t)
+        centers = torch.as_tensor(np.asarray(self.cluster_centers_, dtype=np.float32),
+                                  device=Z.device)
+        return float((1.0 - (Z @ centers.T).max(dim=1).values).double().sum())

@@ -8,20 +8,25 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
+from skdeepclust._autoencoder import (
+    build_autoencoder,
+    embed,
+    fan_in_init,
+    kmeans_on_codes,
+    pretrain_autoencoder,
+)
 from skdeepclust._training import (
     AdversarialNet,
     NeighborRefresh,
     UnsupervisedNet,
-    batched_apply,
     loss_history,
     stop_phase,
 )
-from skdeepclust.augment import make_augmentation
-from skdeepclust.base import BATCH_SIZE_OR_AUTO, BaseDeepClusterer
+from skdeepclust.augment import AUGMENTATION_NAMES, make_augmentation
+from skdeepclust.base import BaseDeepClusterer
 from skdeepclust.nn import MLP, MLPAutoencoder
 from skdeepclust.utils._docstrings import fill_doc
 
@@ -29,15 +34,6 @@ __all__ = ["RDC"]
 
 
 # --------------------------------------------------------------------------- networks
-
-
-def _zero_biases(module: nn.Module) -> nn.Module:
-    # torch's default Linear weights are U(+-1/sqrt(fan_in)), the reference's
-    # Keras VarianceScaling(1/3, fan_in, uniform); its biases start at zero.
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.zeros_(m.bias)
-    return module
 
 
 class _Critic(nn.Module):
@@ -295,7 +291,7 @@ class RDC(BaseDeepClusterer):
     when the core fraction ``tau = |Omega| / N`` has not grown above its best
     value (by more than ``tol``) for ``n_iter_no_change`` refreshes in a
     row, or after ``max_epochs`` epochs. Finally k-means
-    (``kmeans_n_init`` runs) clusters the codes; a row goes to the centre
+    (``n_init`` runs) clusters the codes; a row goes to the centre
     nearest to its code.
 
     Why no pseudo-labels: fine-tuning on wrong cluster assignments teaches
@@ -357,16 +353,16 @@ class RDC(BaseDeepClusterer):
     augmentation : {"noise", "corruption", "mask"}, callable or None, default=None
         Augmentation of the training rows in both phases (see
         :mod:`skdeepclust.augment`): ``"noise"`` adds Gaussian noise of
-        ``noise_std`` times each feature's standard deviation;
+        ``noise_scale`` times each feature's standard deviation;
         ``"corruption"`` replaces a fraction ``corruption_rate`` of entries by
         values of other rows; ``"mask"`` zeroes that fraction; a callable
         ``(x, generator) -> view``; None (the default) trains on the rows
         as they are.
-    noise_std : float, default=0.1
+    noise_scale : float, default=0.1
         Noise scale of ``augmentation="noise"``.
     corruption_rate : float, default=0.3
         Entry rate of ``"corruption"`` and ``"mask"``.
-    kmeans_n_init : int, default=20
+    n_init : int, default=20
         k-means runs on the final codes; the best inertia is kept.
     {device}
     {random_state}
@@ -420,7 +416,7 @@ class RDC(BaseDeepClusterer):
     ``D-256-256-1024-10`` autoencoder (the paper's widths ``(500, 500,
     2000)`` cost about twice as much). They depart from the paper's setting
     where measurements on scikit-learn's digits said so (3-6 seeds,
-    ``benchmarks/results/rdc-digits-sweep-session2.txt``): a plain
+    ``benchmarks/results/rdc-digits-sweep.txt``): a plain
     autoencoder instead of ACAI (``adversarial_weight=0``: k-means ACC on the
     phase-1 codes 0.77 against 0.72 with ``0.5``, whose critic can stall the
     autoencoder near the mean row on short budgets, at 2.5 times the cost);
@@ -434,14 +430,14 @@ class RDC(BaseDeepClusterer):
     stops once tau stops growing, as the paper says. Use ``StandardScaler``
     in a pipeline; the estimator does not scale.
 
-    **Measured** (``benchmarks/results/quality-small-rdc-aekm-session3.json``,
+    **Measured** (``benchmarks/results/quality-small-rdc-aekm.json``,
     seeds 0-2, mean ACC; phase 1 alone and AutoencoderKMeans in brackets):
     digits 0.777 (0.781, 0.808), iris 0.907 (0.822, 0.842), wine 0.929
     (0.919, 0.948), breast cancer 0.915 (0.907, 0.896); KMeans 0.792 and
     Ward 0.840 on digits (``quality-small-aekm-baselines.json``). On digits
     single seeds vary by up to 0.1; over six seeds
-    (``quality-digits-rdc-6seeds-session3.json``,
-    ``quality-digits-aekm-6seeds-session3.json``): RDC 0.807 ± 0.053, phase 1
+    (``quality-digits-rdc-6seeds.json``,
+    ``quality-digits-aekm-6seeds.json``): RDC 0.807 ± 0.053, phase 1
     alone 0.771 ± 0.021, AutoencoderKMeans 0.788 ± 0.040. What holds digits
     back is the global arrangement of the codes, neither their local
     structure nor the final k-means: 96.8 % of each code's 10 nearest codes
@@ -505,7 +501,6 @@ class RDC(BaseDeepClusterer):
 
     _parameter_constraints: dict = {
         **BaseDeepClusterer._parameter_constraints,
-        "batch_size": BATCH_SIZE_OR_AUTO,
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 0, None, closed="left")],
         "adversarial_weight": [Interval(Real, 0, None, closed="left")],
@@ -516,18 +511,18 @@ class RDC(BaseDeepClusterer):
         "neighbors_update_interval": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "augmentation": [StrOptions({"noise", "corruption", "mask"}), callable, None],
-        "noise_std": [Interval(Real, 0, None, closed="left")],
+        "augmentation": [StrOptions(set(AUGMENTATION_NAMES)), callable, None],
+        "noise_scale": [Interval(Real, 0, None, closed="left")],
         "corruption_rate": [Interval(Real, 0, 1, closed="left")],
-        "kmeans_n_init": [Interval(Integral, 1, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes=(256, 256, 1024),
                  batch_size="auto", lr=1e-3, pretrain_epochs=30, max_epochs=50,
                  adversarial_weight=0.0, n_neighbors=5, core_threshold=0.6,
                  neighbor_margin=0.6, latent_weight=1.0, neighbors_update_interval=1, tol=1e-4,
-                 n_iter_no_change=10, augmentation=None, noise_std=0.1, corruption_rate=0.3,
-                 kmeans_n_init=20, device="auto", random_state=None, verbose=0):
+                 n_iter_no_change=10, augmentation=None, noise_scale=0.1, corruption_rate=0.3,
+                 n_init=20, device="auto", random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -544,29 +539,22 @@ class RDC(BaseDeepClusterer):
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.augmentation = augmentation
-        self.noise_std = noise_std
+        self.noise_scale = noise_scale
         self.corruption_rate = corruption_rate
-        self.kmeans_n_init = kmeans_n_init
+        self.n_init = n_init
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
 
-    def _make_augmentation(self, X):
-        if self.augmentation is None:
-            return None
-        if self.augmentation == "noise":
-            return make_augmentation("noise", X, scale=self.noise_std)
-        if self.augmentation in ("corruption", "mask"):
-            return make_augmentation(self.augmentation, X, rate=self.corruption_rate)
-        return make_augmentation(self.augmentation, X)
-
     def _fit(self, X, ctx):
-        augment = self._make_augmentation(X)
+        augment = (None if self.augmentation is None else make_augmentation(
+            self.augmentation, X, corruption_rate=self.corruption_rate,
+            noise_scale=self.noise_scale))
         batch_size = ctx.batch_size(X.shape[0])
-        ae = _zero_biases(MLPAutoencoder(X.shape[1], self.hidden_layer_sizes,
-                                         self.embedding_dim)).to(ctx.device)
+        ae = build_autoencoder(X.shape[1], self.hidden_layer_sizes, self.embedding_dim,
+                               init="fan_in")
         history = {}
         pre = self._phase1(ae, X, augment, ctx, batch_size)
         history["pretrain"] = loss_history(pre)
@@ -574,13 +562,11 @@ class RDC(BaseDeepClusterer):
             history["pretrain_critic"] = [float(v) for v in pre.history[:, "train_critic_loss"]]
         net, stats = self._phase2(ae, X, augment, ctx, batch_size)
         history.update(stats.pop("history"))
-        encoder = ae.encoder.eval()
-        Z = batched_apply(encoder, X).float().cpu().numpy()
-        kmeans = KMeans(self.n_clusters, n_init=self.kmeans_n_init,
-                        random_state=ctx.sub_seed()).fit(Z)
+        centers = kmeans_on_codes(embed(ae.encoder, X, ae), self.n_clusters,
+                                  n_init=self.n_init, random_state=ctx.sub_seed())
         return {
             "net_": net,
-            "cluster_centers_": kmeans.cluster_centers_,
+            "cluster_centers_": centers,
             "history_": history,
             "n_iter_": len(history["pretrain"]) + len(history["proximity"]),
             **stats,
@@ -588,15 +574,16 @@ class RDC(BaseDeepClusterer):
 
     def _phase1(self, ae, X, augment, ctx, batch_size):
         views = _Views(ae, interpolate=self.adversarial_weight > 0)
-        criterion = _ACAICriterion(self.adversarial_weight)
         kwargs = {}
         if self.adversarial_weight > 0:
-            critic = _zero_biases(_Critic(X.shape[1], self.hidden_layer_sizes,
-                                          self.embedding_dim))
-            kwargs = {"net_class": AdversarialNet, "critic": critic}
+            critic = fan_in_init(_Critic(X.shape[1], self.hidden_layer_sizes,
+                                         self.embedding_dim))
+            kwargs = {"net_class": AdversarialNet, "partner": critic}
         with _augmenting(views, augment, ctx.device_generator):
-            return ctx.train_phase(views, criterion, X, epochs=self.pretrain_epochs,
-                                   phase="pretrain", batch_size=batch_size, **kwargs)
+            return pretrain_autoencoder(X, ctx, views, epochs=self.pretrain_epochs,
+                                        batch_size=batch_size,
+                                        criterion=_ACAICriterion(self.adversarial_weight),
+                                        **kwargs)
 
     def _phase2(self, ae, X, augment, ctx, batch_size):
         # Neighbours among distinct rows: a copy of x_i would sit at distance 0
@@ -678,7 +665,6 @@ class RDC(BaseDeepClusterer):
 
     def _fit_from_scratch(self, X):
         super()._fit_from_scratch(X)
-        self._eval_mode()
         self.inertia_ = self._inertia(torch.as_tensor(X, device=self._inference_device()))
 
     # ------------------------------------------------------------ inference

@@ -18,7 +18,10 @@ __all__ = [
     "RandomMask",
     "Compose",
     "fit_augmentation",
+    "check_augmentation",
     "make_augmentation",
+    "make_views",
+    "AUGMENTATION_NAMES",
 ]
 
 
@@ -159,6 +162,8 @@ class Compose:
 
 
 _NAMED = {"corruption": MarginalCorruption, "noise": GaussianNoise, "mask": RandomMask}
+#: The values an estimator's ``augmentation`` parameter takes by name.
+AUGMENTATION_NAMES = ("corruption", "noise", "mask")
 
 
 def fit_augmentation(augmentation, X: torch.Tensor):
@@ -194,35 +199,141 @@ def fit_augmentation(augmentation, X: torch.Tensor):
     return augmentation
 
 
-def make_augmentation(spec, X: torch.Tensor, **kwargs):
-    """Resolve an estimator's ``augmentation`` parameter and fit it on ``X``.
+def check_augmentation(fn, X: torch.Tensor) -> None:
+    """Check a user's augmentation on two rows of ``X``: the contract every method relies on.
+
+    It must return a :class:`torch.Tensor` of its input's shape, dtype and
+    device, and leave its input unchanged. The check draws from a generator
+    of its own, so the training's random stream is not touched.
+
+    Raises
+    ------
+    TypeError
+        When the result is not a tensor.
+    ValueError
+        When its shape, dtype or device differ from the input's, or the input was modified.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.augment import check_augmentation
+    >>> check_augmentation(lambda x, g: x + 1, torch.zeros(4, 2))
+    >>> check_augmentation(lambda x, g: x[:, :1], torch.zeros(4, 2))
+    Traceback (most recent call last):
+    ...
+    ValueError: augmentation must return a tensor of its input's shape, dtype and device; ...
+    """
+    x = X[:2].clone()
+    before = x.clone()
+    out = fn(x, torch.Generator(device=x.device).manual_seed(0))
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"augmentation must return a torch.Tensor, got {type(out).__name__}.")
+    if out.shape != x.shape or out.dtype != x.dtype or out.device != x.device:
+        raise ValueError("augmentation must return a tensor of its input's shape, dtype and "
+                         f"device; got {tuple(out.shape)}, {out.dtype}, {out.device} for "
+                         f"{tuple(x.shape)}, {x.dtype}, {x.device}.")
+    if not torch.equal(x, before):
+        raise ValueError("augmentation must not modify its input in place.")
+
+
+def make_augmentation(spec, X: torch.Tensor, *, corruption_rate: float = 0.15,
+                      noise_scale: float = 0.1):
+    """Resolve an estimator's ``augmentation`` parameter, fit it on ``X`` and check it.
+
+    The names mean the same in every estimator:
+
+    * ``"corruption"``: each entry replaced with probability
+      ``corruption_rate`` by the same feature of a random training row
+      (:class:`MarginalCorruption`), then Gaussian noise of ``noise_scale``
+      standard deviations of each feature (:class:`GaussianNoise`);
+    * ``"mask"``: each entry set to 0 with probability ``corruption_rate``
+      (:class:`RandomMask`), then the same noise;
+    * ``"noise"``: the noise only.
+
+    A callable ``(x, generator) -> view`` is fitted when it has ``fit`` and
+    checked (:func:`check_augmentation`).
 
     Parameters
     ----------
     spec : {"corruption", "noise", "mask"} or callable
-        A named augmentation (built with ``kwargs``, e.g. ``rate`` or
-        ``scale``) or a callable ``(x, generator) -> view``.
+        The estimator's parameter.
     X : torch.Tensor
-        Training data.
-    **kwargs
-        Parameters of the named augmentation.
+        Training data (the statistics the augmentation learns).
+    corruption_rate : float, default=0.15
+        Probability that an entry is corrupted or masked.
+    noise_scale : float, default=0.1
+        Noise, in standard deviations of each feature; 0 adds none.
 
     Returns
     -------
     augmentation : callable
 
+    Raises
+    ------
+    ValueError
+        For an unknown name, a named augmentation that would leave rows
+        unchanged (rate and scale 0), or a callable breaking the contract.
+    TypeError
+        For neither a name nor a callable.
+
     Examples
     --------
     >>> import torch
     >>> from skdeepclust.augment import make_augmentation
-    >>> aug = make_augmentation("mask", torch.zeros(3, 2), rate=0.0)
+    >>> aug = make_augmentation("mask", torch.zeros(3, 2), corruption_rate=1.0, noise_scale=0.0)
     >>> aug(torch.ones(3, 2), torch.Generator()).sum().item()
-    6.0
+    0.0
     """
     if isinstance(spec, str):
         if spec not in _NAMED:
             raise ValueError(f"augmentation={spec!r} is not one of {sorted(_NAMED)} or a callable.")
-        return _NAMED[spec](**kwargs).fit(X)
+        rate = 0.0 if spec == "noise" else corruption_rate
+        if rate == 0 and noise_scale == 0:
+            raise ValueError(f"augmentation={spec!r} with corruption_rate={corruption_rate} and "
+                             f"noise_scale={noise_scale} leaves every row unchanged; raise one "
+                             "of them.")
+        steps = [] if spec == "noise" else [_NAMED[spec](corruption_rate)]
+        if noise_scale > 0:
+            steps.append(GaussianNoise(noise_scale))
+        return fit_augmentation(steps[0] if len(steps) == 1 else Compose(steps), X)
     if not callable(spec):
         raise TypeError(f"augmentation must be a name or a callable, got {type(spec).__name__}.")
-    return fit_augmentation(spec, X)
+    fitted = fit_augmentation(spec, X)
+    check_augmentation(fitted, X)
+    return fitted
+
+
+def make_views(spec, X: torch.Tensor, **kwargs):
+    """The two view functions of an ``augmentation`` parameter that may be a pair.
+
+    ``spec`` is what :func:`make_augmentation` takes (both views drawn the
+    same way) or a pair ``(fn_a, fn_b)`` of callables (asymmetric views).
+
+    Parameters
+    ----------
+    spec : str, callable or pair of callables
+        The estimator's parameter.
+    X : torch.Tensor
+        Training data.
+    **kwargs
+        ``corruption_rate`` and ``noise_scale``, as :func:`make_augmentation`.
+
+    Returns
+    -------
+    view_a, view_b : callable
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.augment import make_views
+    >>> a, b = make_views("noise", torch.randn(10, 2))
+    >>> a is b
+    True
+    """
+    if isinstance(spec, tuple):
+        if len(spec) != 2 or not all(callable(a) for a in spec):
+            raise ValueError("augmentation as a tuple must be a pair of callables "
+                             f"(fn_a, fn_b), got {spec!r}.")
+        return tuple(make_augmentation(a, X, **kwargs) for a in spec)
+    fn = make_augmentation(spec, X, **kwargs)
+    return fn, fn

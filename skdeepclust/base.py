@@ -23,6 +23,7 @@ CUDA-trained estimator loads on a CPU-only machine.
 
 from __future__ import annotations
 
+import copy
 import secrets
 import warnings
 from contextlib import contextmanager
@@ -48,10 +49,6 @@ from skdeepclust._training import batched_apply, small_data_batch_size, train_ph
 __all__ = ["BaseDeepClusterer", "ContinualClustererMixin", "FitContext"]
 
 _INFERENCE_BATCH = 4096
-# batch_size="auto": this many rows, fewer on small data (small_data_batch_size).
-AUTO_BATCH_SIZE = 256
-# The constraint of a batch_size that accepts "auto" (AutoencoderKMeans, RDC).
-BATCH_SIZE_OR_AUTO = [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})]
 
 
 def _seed_from(random_state) -> int:
@@ -117,12 +114,20 @@ class FitContext:
         return int(self.rng.randint(2**31 - 1))
 
     def batch_size(self, n_samples: int) -> int:
-        """The estimator's ``batch_size``; ``"auto"`` is the small-data rule from 256 rows
-        (:func:`skdeepclust._training.small_data_batch_size`)."""
-        batch_size = self.estimator.batch_size
-        if batch_size == "auto":
-            return small_data_batch_size(n_samples, AUTO_BATCH_SIZE)
-        return batch_size
+        """The estimator's ``batch_size`` for ``n_samples`` rows.
+
+        An int is used as given (capped at ``n_samples``). ``"auto"`` is the
+        estimator's ``_auto_batch_size`` rows, reduced on small data by
+        :func:`skdeepclust._training.small_data_batch_size` when the
+        estimator's ``_auto_batch_shrinks`` (phases whose loss is a sum over
+        rows); the others keep the batch and make more passes instead.
+        """
+        est = self.estimator
+        if est.batch_size != "auto":
+            return min(est.batch_size, n_samples)
+        if est._auto_batch_shrinks:
+            return small_data_batch_size(n_samples, est._auto_batch_size)
+        return min(est._auto_batch_size, n_samples)
 
     def train_phase(self, module, criterion, X, *, epochs, phase, lr=None, batch_size=None,
                     **kwargs):
@@ -154,13 +159,20 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
 
     Dtype policy: inputs are validated to float32 (the networks' precision);
     :meth:`transform` returns float32 whatever the input dtype.
+
+    ``batch_size`` is ``"auto"`` or an int in every estimator: ``"auto"`` is
+    ``_auto_batch_size`` rows, fewer on small data when ``_auto_batch_shrinks``
+    (see :meth:`FitContext.batch_size`); an int is used as given.
     """
+
+    _auto_batch_size = 256
+    _auto_batch_shrinks = True
 
     _parameter_constraints: dict = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like"],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
@@ -203,12 +215,19 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
             X_t = torch.as_tensor(X, device=device)
             fitted = self._fit(X_t, ctx)
             self._commit(fitted, device)
+            self._eval_mode()
             self.labels_ = self._labels_of(X_t, training=True)
 
     @contextmanager
-    def _restore_on_failure(self):
-        """On any exception (``KeyboardInterrupt`` included), put back the previous state."""
-        saved = dict(vars(self))
+    def _restore_on_failure(self, deep=False):
+        """On any exception (``KeyboardInterrupt`` included), put back the previous state.
+
+        ``deep``: also snapshot what the call trains in place (the nets'
+        modules, optimisers and histories, buffers such as queues, streaming
+        state), by deep copy; ``fit`` builds new objects and needs only the
+        shallow snapshot.
+        """
+        saved = copy.deepcopy(vars(self)) if deep else dict(vars(self))
         try:
             yield
         except BaseException:
@@ -325,7 +344,11 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         """
         X_t = self._check_test_data(X)
         self._eval_mode()
-        return batched_apply(self._embed, X_t, _INFERENCE_BATCH).float().cpu().numpy()
+        return self._embed_batched(X_t).float().cpu().numpy()
+
+    def _embed_batched(self, X_t):
+        """The embedding of every row, in batches, without gradients."""
+        return batched_apply(self._embed, X_t, _INFERENCE_BATCH)
 
     def _has_proba(self):
         return callable(getattr(self, "_proba", None))
@@ -353,12 +376,15 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         return q.float().cpu().numpy()
 
     def score(self, X, y=None):
-        """Opposite of the summed squared distance of ``X`` to its closest centres.
+        """Opposite of the inertia of ``X`` in the embedding space.
 
-        As :meth:`sklearn.cluster.KMeans.score` (minus an inertia), in the
-        embedding space. Higher is better; it needs no labels. It compares fits of the same
-        estimator on the same data (e.g. seeds); across ``n_clusters`` it
-        rises with the number of clusters, as k-means' inertia falls.
+        As :meth:`sklearn.cluster.KMeans.score` (minus an inertia): the
+        summed squared distance of each embedded row to its closest centre
+        (PIPCDR, whose embedding lies on the unit sphere: the summed cosine
+        dissimilarity ``1 - cos``). Higher is better; it needs no labels. It
+        compares fits of the same estimator on the same data (e.g. seeds);
+        across ``n_clusters`` it rises with the number of clusters, as
+        k-means' inertia falls.
 
         Parameters
         ----------
@@ -376,8 +402,12 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         return -self._inertia(X_t)
 
     def _inertia(self, X_t):
-        """Sum of squared distances of the embedded rows to their closest centre."""
-        Z = batched_apply(self._embed, X_t, _INFERENCE_BATCH)
+        """Sum of squared distances of the embedded rows to their closest centre.
+
+        The scoring hook: a method whose embedding has another geometry
+        overrides it (and :meth:`score` follows).
+        """
+        Z = self._embed_batched(X_t)
         centers = torch.as_tensor(np.asarray(self.cluster_centers_, dtype=np.float32),
                                   device=Z.device)
         return float(torch.cdist(Z, centers).pow(2).min(dim=1).values.double().sum())
@@ -429,7 +459,8 @@ class ContinualClustererMixin:
         first_call = not hasattr(self, "n_steps_")
         if first_call:
             self._validate_params()
-        with self._restore_on_failure():
+        # The call trains the fitted networks in place: a failure must undo that too.
+        with self._restore_on_failure(deep=True):
             X = self._validate_training_data(X, reset=first_call)
             if first_call:
                 self._check_params_vs_input(X)
@@ -443,6 +474,7 @@ class ContinualClustererMixin:
                 X_t = torch.as_tensor(X, device=device)
                 fitted = self._partial_fit(X_t, ctx, first_call)
                 self._commit(fitted, device)
+                self._eval_mode()
                 # Cluster ids stay stable across calls (as in MiniBatchKMeans): every
                 # cluster stays active, even one this chunk leaves empty.
                 self._active_clusters = np.arange(self.n_clusters)

@@ -3,14 +3,37 @@
 Every loss takes batch tensors and returns a scalar tensor; the criteria
 (``nn.Module`` subclasses) have the signature the skorch layer calls,
 ``criterion(y_pred, index, X)``, where ``index`` holds the batch's sample indices.
+
+* reconstruction: :func:`reconstruction_loss` (every autoencoder);
+* fuzzy cluster-specific losses (DCSS phase 1, DML): :func:`fuzzy_memberships`,
+  :func:`cluster_specific_loss`, :func:`fuzzy_centers`;
+* BYOL-style proximity and prototype dispersion (PIPCDR): :func:`pip_loss`,
+  :func:`cdr_loss`;
+* contrastive clustering (C3, FBCC): :func:`instance_contrastive_loss`,
+  :func:`cluster_contrastive_loss`.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["reconstruction_loss", "ReconstructionCriterion"]
+__all__ = [
+    "reconstruction_loss",
+    "ReconstructionCriterion",
+    "fuzzy_memberships",
+    "cluster_specific_loss",
+    "fuzzy_centers",
+    "pip_loss",
+    "cdr_loss",
+    "instance_contrastive_loss",
+    "cluster_contrastive_loss",
+]
+
+_EPS = 1e-12
 
 
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor,
@@ -58,3 +81,346 @@ class ReconstructionCriterion(nn.Module):
     def forward(self, y_pred, index, X):
         _, x_hat = y_pred
         return reconstruction_loss(X, x_hat)
+
+
+# ------------------------------------------------------------ fuzzy cluster-specific losses
+
+
+def _squared_distances(U: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    # U is (n, d), one space for every cluster, or (n, K, d), cluster k's own space in U[:, k].
+    if U.dim() == 2:
+        U = U[:, None, :]
+    return (U - centers[None, :, :]).pow(2).sum(dim=2)
+
+
+def fuzzy_memberships(U: torch.Tensor, centers: torch.Tensor, fuzziness: float) -> torch.Tensor:
+    """Fuzzy memberships ``p_ik`` of the embeddings ``U`` to ``centers`` (DCSS eq. 2).
+
+    .. math:: p_{ik} = \\frac{D_{ik}^{-1/(m-1)}}{\\sum_j D_{ij}^{-1/(m-1)}},
+              \\qquad D_{ik} = \\lVert u_i^{(k)} - \\mu_k \\rVert_2^2
+
+    computed as a softmax of ``-log(D + 1e-12) / (m - 1)`` (no overflow when a
+    point sits on a centre). ``u_i^{(k)}`` is the embedding of row ``i`` in
+    the space of cluster ``k``: one shared space (DCSS) or one per cluster
+    (DML's cluster-specific autoencoders).
+
+    Parameters
+    ----------
+    U : torch.Tensor of shape (n, d) or (n, K, d)
+        Embeddings: shared by all clusters, or ``U[:, k]`` in cluster ``k``'s space.
+    centers : torch.Tensor of shape (K, d)
+        ``mu_k``.
+    fuzziness : float
+        ``m > 1``; 1.5 in the paper (``p_ik`` proportional to ``D_ik^-2``).
+
+    Returns
+    -------
+    p : torch.Tensor of shape (n, K)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.losses import fuzzy_memberships
+    >>> p = fuzzy_memberships(torch.tensor([[1.0]]), torch.tensor([[0.0], [3.0]]), 1.5)
+    >>> [round(v, 2) for v in p[0].tolist()]  # D = (1, 4): p ~ (1, 1/16)
+    [0.94, 0.06]
+    """
+    sq_dist = _squared_distances(U, centers)
+    return torch.softmax(-torch.log(sq_dist + _EPS) / (fuzziness - 1.0), dim=1)
+
+
+def cluster_specific_loss(x, x_hat, u, center, weight, centering_weight):
+    """Loss of cluster ``k``'s update (DCSS eq. 1, DML eq. 3.2), averaged over the batch.
+
+    .. math:: L^{(k)} = \\frac{1}{|B|} \\sum_{i \\in B} p_{ik}^m
+              \\left(\\lVert x_i - \\hat x_i \\rVert_2^2
+              + \\alpha \\lVert u_i - \\mu_k \\rVert_2^2\\right)
+
+    Parameters
+    ----------
+    x, x_hat : torch.Tensor of shape (batch, n_features)
+        Inputs and their reconstructions by cluster ``k``'s autoencoder.
+    u : torch.Tensor of shape (batch, d)
+        Embeddings in cluster ``k``'s space.
+    center : torch.Tensor of shape (d,)
+        ``mu_k`` (a constant).
+    weight : torch.Tensor of shape (batch,)
+        ``p_ik^m`` (constants).
+    centering_weight : float
+        ``alpha``.
+
+    Returns
+    -------
+    loss, reconstruction, centering : torch.Tensor (scalars)
+        ``L_r + alpha L_c``, ``L_r`` and ``L_c``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.losses import cluster_specific_loss
+    >>> x, u = torch.zeros(2, 3), torch.ones(2, 2)
+    >>> w = torch.tensor([1.0, 0.0])
+    >>> loss, rec, cen = cluster_specific_loss(x, x + 1, u, torch.zeros(2), w, 0.1)
+    >>> round(float(loss), 4), float(rec), float(cen)
+    (1.6, 1.5, 1.0)
+    """
+    reconstruction = reconstruction_loss(x, x_hat, weight)
+    centering = (weight * (u - center).pow(2).sum(dim=1)).mean()
+    return reconstruction + centering_weight * centering, reconstruction, centering
+
+
+def fuzzy_centers(U, centers, fuzziness, batch_size=4096):
+    """Fuzzy-weighted centres (DCSS eq. 3): ``mu_k = sum_i p_ik^m u_i / sum_i p_ik^m``.
+
+    Parameters
+    ----------
+    U : torch.Tensor of shape (n, d) or (n, K, d)
+        Embeddings of the whole data set, in one shared space or in each
+        cluster's own space (as :func:`fuzzy_memberships`).
+    centers : torch.Tensor of shape (K, d)
+        Current centres (they define ``p``).
+    fuzziness : float
+        ``m``.
+    batch_size : int, default=4096
+        Rows per membership chunk (bounds the ``n x K x d`` temporary).
+
+    Returns
+    -------
+    new_centers : torch.Tensor of shape (K, d)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.losses import fuzzy_centers
+    >>> U = torch.tensor([[0.0], [1.0], [9.0], [10.0]])
+    >>> fuzzy_centers(U, torch.tensor([[0.0], [10.0]]), 1.5).round(decimals=2).flatten().tolist()
+    [0.5, 9.5]
+    """
+    with torch.inference_mode():
+        weights = torch.cat([fuzzy_memberships(U[i:i + batch_size], centers, fuzziness)
+                             ** fuzziness for i in range(0, U.shape[0], batch_size)])
+        mass = weights.sum(dim=0).clamp_min(torch.finfo(weights.dtype).tiny)
+        if U.dim() == 2:
+            return (weights.T @ U) / mass[:, None]
+        return torch.einsum("nk,nkd->kd", weights, U) / mass[:, None]
+
+
+# --------------------------------------------------- positive proximity, prototype dispersion
+
+
+def pip_loss(z, t, predictor, sigma=0.0, generator=None):
+    """Positive instance proximity loss (ProPos' positive sampling alignment).
+
+    ``mean_i || n(g(z_i + sigma * eps_i)) - t_i ||^2 = mean_i (2 - 2 cos(g(v_i), t_i))``
+    with ``eps_i ~ N(0, I)``; ``sigma = 0`` is BYOL's loss.
+
+    Parameters
+    ----------
+    z : torch.Tensor of shape (n, e)
+        Online embeddings (not normalised).
+    t : torch.Tensor of shape (n, e)
+        Unit-norm target embeddings of the other view (no gradient).
+    predictor : callable
+        The predictor ``g``.
+    sigma : float, default=0.0
+        Standard deviation of the Gaussian positive sampling.
+    generator : torch.Generator, default=None
+        Generator of the noise, on ``z``'s device.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.losses import pip_loss
+    >>> z, t = torch.tensor([[3.0, 4.0]]), torch.tensor([[1.0, 0.0]])
+    >>> round(float(pip_loss(z, t, torch.nn.Identity())), 4)  # 2 - 2 * 0.6
+    0.8
+    """
+    if sigma > 0:
+        z = z + sigma * torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+    p = F.normalize(predictor(z), dim=1)
+    return (2.0 - 2.0 * (p * t).sum(dim=1)).mean()
+
+
+def _members(labels, n_clusters, dtype):
+    # One-hot membership; label -1 (an unfilled queue slot) belongs to no cluster.
+    return (labels[:, None] == torch.arange(n_clusters, device=labels.device)).to(dtype)
+
+
+def cdr_loss(z, t, labels, n_clusters, temperature, queue=None, queue_labels=None):
+    """Cluster dispersion regularizer (ProPos' prototype scattering loss), one direction.
+
+    With ``mu_k = n(sum_{i in B_k} z_i)`` (online prototypes, gradients flow)
+    and ``mu'_k = n(sum_{i in B_k} t_i)`` (target prototypes) over the clusters
+    ``P`` present in the batch (and queue),
+    ``L = 1/|P| sum_{k in P} [-mu_k.mu'_k / tau + log(exp(mu_k.mu'_k / tau)
+    + sum_{j in P, j != k} exp(mu_k.mu_j / tau))]``.
+
+    Parameters
+    ----------
+    z : torch.Tensor of shape (n, e)
+        Unit-norm online embeddings of one view.
+    t : torch.Tensor of shape (n, e)
+        Unit-norm target embeddings of the other view.
+    labels : torch.Tensor of shape (n,)
+        Pseudo-labels in ``0 .. n_clusters - 1``.
+    n_clusters : int
+        Number of clusters.
+    temperature : float
+        ``tau``.
+    queue : torch.Tensor of shape (q, e), default=None
+        Queued unit-norm target embeddings, added to both prototypes.
+    queue_labels : torch.Tensor of shape (q,), default=None
+        Their labels; -1 marks an empty slot.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.losses import cdr_loss
+    >>> z = t = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> round(float(cdr_loss(z, t, torch.tensor([0, 1]), 2, 1.0)), 4)  # log(e + 1) - 1
+    0.3133
+    """
+    members = _members(labels, n_clusters, z.dtype)
+    sum_z, sum_t, counts = members.T @ z, members.T @ t, members.sum(dim=0)
+    if queue is not None:
+        q_members = _members(queue_labels, n_clusters, z.dtype)
+        q_sum = q_members.T @ queue
+        sum_z, sum_t, counts = sum_z + q_sum, sum_t + q_sum, counts + q_members.sum(dim=0)
+    mu, mu_t = F.normalize(sum_z, dim=1), F.normalize(sum_t, dim=1)
+    present = counts > 0
+    pos = (mu * mu_t).sum(dim=1) / temperature
+    neg = (mu @ mu.T / temperature).masked_fill(
+        torch.eye(n_clusters, dtype=torch.bool, device=z.device) | ~present[None, :],
+        float("-inf"))
+    per_cluster = torch.logsumexp(torch.cat([pos[:, None], neg], dim=1), dim=1) - pos
+    weight = present.to(z.dtype)
+    return (per_cluster * weight).sum() / weight.sum()
+
+
+# ------------------------------------------------------------ contrastive clustering (CC)
+
+
+def instance_contrastive_loss(z_a, z_b, temperature, negatives=None):
+    """NT-Xent over the two views of a batch (CC's instance loss), with optional extra negatives.
+
+    With ``u_1 .. u_2N`` the L2-normalised rows of ``z_a`` then ``z_b``, ``i'``
+    the other view of entry ``i`` (``i +- N``), ``p_1 .. p_M`` the normalised
+    ``negatives`` and ``s(u, v) = u.v``,
+
+    .. math:: \\ell_i = -\\log \\frac{\\exp(s(u_i, u_{i'})/\\tau)}
+              {\\sum_{j \\ne i} \\exp(s(u_i, u_j)/\\tau)
+              + \\sum_{m=1}^{M} \\exp(s(u_i, p_m)/\\tau)},
+              \\qquad L = \\frac{1}{2N} \\sum_{i=1}^{2N} \\ell_i
+
+    The positive ``u_{i'}`` is in its own denominator, the anchor itself
+    never is (standard NT-Xent, as the Contrastive Clustering code). One
+    ``2N x (2N + M)`` similarity matrix and a logsumexp per row.
+
+    Parameters
+    ----------
+    z_a, z_b : torch.Tensor of shape (N, e)
+        Embeddings of the two views; row ``i`` of both is the positive pair
+        (normalised here).
+    temperature : float
+        ``tau``.
+    negatives : torch.Tensor of shape (M, e), default=None
+        Extra negatives of every anchor, e.g. prototypes of earlier tasks
+        (FBCC); normalised here and treated as constants (detached).
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.losses import instance_contrastive_loss
+    >>> z = torch.eye(2)  # both views equal: each anchor has s = 1 with its positive, 0 otherwise
+    >>> round(float(instance_contrastive_loss(z, z, 1.0)), 4)  # log(e + 2) - 1
+    0.5514
+    >>> p = torch.tensor([[1.0, 1.0]])  # one extra negative at s = 1/sqrt(2) from every anchor
+    >>> round(float(instance_contrastive_loss(z, z, 1.0, negatives=p)), 4)  # log(e+2+e^0.7071) - 1
+    0.909
+    """
+    if z_a.shape != z_b.shape or z_a.dim() != 2:
+        raise ValueError(f"z_a and z_b must be 2-d of one shape, got {tuple(z_a.shape)} "
+                         f"and {tuple(z_b.shape)}")
+    n = z_a.shape[0]
+    u = F.normalize(torch.cat([z_a, z_b]), dim=1)
+    keys = u
+    if negatives is not None:
+        p = F.normalize(negatives.detach().to(dtype=u.dtype, device=u.device), dim=1)
+        keys = torch.cat([u, p])
+    rows = torch.arange(2 * n, device=u.device)
+    logits = (u @ keys.T) / temperature
+    pos = logits[rows, (rows + n) % (2 * n)]
+    logits = logits.masked_fill(
+        (rows[:, None] == torch.arange(keys.shape[0], device=u.device)[None, :]), float("-inf"))
+    return (torch.logsumexp(logits, dim=1) - pos).mean()
+
+
+def _entropy_gap(c):
+    # log K - H(P) with P = c.sum(0) / c.sum(), CC's "ne" term (>= 0; 0 for uniform P).
+    p = c.sum(dim=0)
+    p = p / p.sum()
+    return math.log(c.shape[1]) + (p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum()
+
+
+def cluster_contrastive_loss(c_a, c_b, temperature, entropy_weight=1.0):
+    """Cluster-level contrastive loss of Contrastive Clustering, with the entropy term.
+
+    The columns ``y_1^a .. y_K^a`` of ``c_a`` and ``y_1^b .. y_K^b`` of
+    ``c_b`` are the "instances": column ``m`` of both views is the positive
+    pair, the contrastive part is :func:`instance_contrastive_loss` of the
+    transposed assignments (cosine similarity of columns, mean over the 2K
+    anchors). With ``P^k(m) = sum_i c^k_im / sum_{i,l} c^k_il`` the cluster
+    marginal of view ``k`` and ``H`` the Shannon entropy,
+
+    .. math:: L = \\frac{1}{2K} \\sum_{m=1}^{K} (\\hat\\ell_m^a + \\hat\\ell_m^b)
+              + \\lambda \\sum_{k \\in \\{a, b\\}} \\left(\\log K - H(P^k)\\right)
+
+    (``lambda`` = ``entropy_weight``). ``log K - H`` is how the CC code writes
+    the ``- H`` of the paper: same gradient, non-negative, 0 for uniform
+    marginals and ``log K`` per view when every row picks one cluster.
+
+    Parameters
+    ----------
+    c_a, c_b : torch.Tensor of shape (N, K)
+        Soft assignments of the two views (rows on the simplex).
+    temperature : float
+        Cluster temperature ``tau_C`` (1.0 in CC).
+    entropy_weight : float, default=1.0
+        ``lambda``.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.losses import cluster_contrastive_loss
+    >>> c = torch.eye(2)  # two one-hot rows: uniform marginals, orthogonal columns
+    >>> round(float(cluster_contrastive_loss(c, c, 1.0)), 4)  # log(e + 2) - 1 + 0
+    0.5514
+    >>> c = torch.tensor([[0.5, 0.5], [0.5, 0.5]])  # identical columns, still uniform
+    >>> round(float(cluster_contrastive_loss(c, c, 1.0)), 4)  # log(3 e) - 1 = log 3
+    1.0986
+    """
+    if c_a.shape != c_b.shape or c_a.dim() != 2:
+        raise ValueError(f"c_a and c_b must be 2-d of one shape, got {tuple(c_a.shape)} "
+                         f"and {tuple(c_b.shape)}")
+    contrast = instance_contrastive_loss(c_a.T, c_b.T, temperature)
+    return contrast + entropy_weight * (_entropy_gap(c_a) + _entropy_gap(c_b))

@@ -15,6 +15,8 @@ __all__ = [
     "copy_module",
     "ema_update",
     "cosine_momentum",
+    "OnlineTarget",
+    "FeatureQueue",
 ]
 
 
@@ -178,8 +180,9 @@ def copy_module(module: nn.Module, requires_grad: bool = False) -> nn.Module:
 def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
     """Move ``target``'s parameters towards ``online``'s: ``xi <- m * xi + (1 - m) * theta``.
 
-    The update of BYOL-style target networks. Only parameters move; buffers
-    (BatchNorm running statistics) stay the target's own.
+    The update of BYOL-style target networks, one fused ``_foreach_lerp_``
+    call over all parameters. Only parameters move; buffers (BatchNorm
+    running statistics) stay the target's own.
 
     Parameters
     ----------
@@ -199,12 +202,11 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
     >>> float(target.weight.detach())
     0.25
     """
-    t_params = [p for p in target.parameters()]
+    t_params = list(target.parameters())
     o_params = [p.detach() for p in online.parameters()]
     if len(t_params) != len(o_params):
         raise ValueError("target and online networks must have the same parameters.")
-    for t, o in zip(t_params, o_params):
-        t.lerp_(o, 1.0 - momentum)
+    torch._foreach_lerp_(t_params, o_params, 1.0 - momentum)
 
 
 def cosine_momentum(base: float, step: int, total_steps: int) -> float:
@@ -225,3 +227,105 @@ def cosine_momentum(base: float, step: int, total_steps: int) -> float:
         return 1.0
     frac = min(max(step / total_steps, 0.0), 1.0)
     return 1.0 - (1.0 - base) * (1.0 + math.cos(math.pi * frac)) / 2.0
+
+
+class OnlineTarget(nn.Module):
+    """A BYOL-style pair: an online network with a predictor, and its EMA target.
+
+    The target starts as a copy of the online network, gets no gradients
+    and only moves by :meth:`update_target` (:func:`ema_update`).
+
+    Parameters
+    ----------
+    online : torch.nn.Module
+        The online network ``f``.
+    predictor : torch.nn.Module
+        The predictor ``g`` on top of ``f``'s output.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skdeepclust.nn import OnlineTarget
+    >>> pair = OnlineTarget(nn.Linear(2, 2), nn.Identity())
+    >>> with torch.no_grad():
+    ...     _ = pair.online.weight.add_(1.0)
+    >>> before = pair.target.weight.clone()
+    >>> pair.update_target(0.5)
+    >>> torch.allclose(pair.target.weight, before + 0.5)
+    True
+    """
+
+    def __init__(self, online: nn.Module, predictor: nn.Module):
+        super().__init__()
+        self.online = online
+        self.predictor = predictor
+        self.target = copy_module(online)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.online(x)
+
+    def update_target(self, momentum: float) -> None:
+        """One EMA step of the target towards the online network."""
+        ema_update(self.target, self.online, momentum)
+
+    def online_parameters(self):
+        """Named parameters trained by gradient (online network and predictor)."""
+        return [(n, p) for n, p in self.named_parameters() if not n.startswith("target.")]
+
+
+class FeatureQueue(nn.Module):
+    """A first-in first-out queue of embeddings with their labels and sample indices.
+
+    All of it lives in buffers, so it moves with the module, is saved in its
+    ``state_dict`` and pickles with it. Slots never written hold label -1.
+
+    Parameters
+    ----------
+    size : int
+        Slots (0: an empty queue that stores nothing).
+    dim : int
+        Width of the embeddings.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.nn import FeatureQueue
+    >>> q = FeatureQueue(3, 2)
+    >>> q.push(torch.ones(2, 2), torch.tensor([0, 1]), torch.tensor([5, 6]))
+    >>> q.push(torch.zeros(2, 2), torch.tensor([1, 1]), torch.tensor([7, 8]))
+    >>> q.labels.tolist(), int(q.ptr)
+    ([1, 1, 1], 1)
+    """
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        self.register_buffer("features", torch.zeros(size, dim))
+        self.register_buffer("labels", torch.full((size,), -1, dtype=torch.long))
+        self.register_buffer("index", torch.full((size,), -1, dtype=torch.long))
+        # Kept on the host: the write position is needed to build the slot indices.
+        self.ptr = 0
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+    @torch.no_grad()
+    def push(self, features: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> None:
+        """Write rows at the current position, wrapping around; the newest rows win."""
+        size = len(self)
+        if size == 0:
+            return
+        features, labels, index = features[-size:], labels[-size:], index[-size:]
+        pos = (self.ptr + torch.arange(features.shape[0], device=features.device)) % size
+        self.features[pos], self.labels[pos], self.index[pos] = features, labels, index
+        self.ptr = (self.ptr + features.shape[0]) % size
+
+    @torch.no_grad()
+    def relabel(self, labels: torch.Tensor | None = None, centers: torch.Tensor | None = None):
+        """Relabel the filled slots: by sample index into ``labels``, or by nearest ``centers``."""
+        filled = self.labels >= 0
+        if labels is not None:
+            new = torch.where(self.index >= 0, labels[self.index.clamp_min(0)], self.labels)
+        else:
+            new = torch.where(filled, (self.features @ centers.T).argmax(dim=1), self.labels)
+        self.labels.copy_(new)

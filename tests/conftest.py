@@ -1,4 +1,4 @@
-"""Test-session settings."""
+"""pytest settings for the whole run."""
 
 import os
 

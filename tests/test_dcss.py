@@ -12,21 +12,15 @@ from sklearn.utils._param_validation import InvalidParameterError
 from torch import nn
 
 import skdeepclust._dcss as dcss_module
+import skdeepclust._training._nets as nets_module
 from skdeepclust import DCSS
-from skdeepclust._dcss import (
-    _PairCriterion,
-    _Phase2Net,
-    fuzzy_memberships,
-    mnet_warmup_loss,
-    pair_loss,
-    phase1_loss,
-    update_centers,
-)
+from skdeepclust._dcss import _PairCriterion, _Phase2Net, mnet_warmup_loss, pair_loss
 from skdeepclust._training import IndexedTensorDataset, SliceIterator
+from skdeepclust.losses import cluster_specific_loss, fuzzy_centers, fuzzy_memberships
 
 TINY = dict(hidden_layer_sizes=(16,), embedding_dim=2, mnet_hidden_layer_sizes=(8,),
             batch_size=50, pretrain_epochs=5, max_epochs=2, mnet_epochs=3, u_space_epochs=1,
-            kmeans_n_init=2, random_state=0)
+            n_init=2, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +52,7 @@ def test_phase1_loss_for_one_cluster_by_hand():
     u = torch.tensor([[1.0, 1.0], [3.0, 0.0]])
     center = torch.tensor([1.0, 0.0])  # squared distances 1 and 4
     weight = torch.tensor([0.5, 0.25])  # p_ik^m
-    loss, rec, cen = phase1_loss(x, x_hat, u, center, weight, centering_weight=0.1)
+    loss, rec, cen = cluster_specific_loss(x, x_hat, u, center, weight, centering_weight=0.1)
     assert float(rec) == pytest.approx((0.5 * 4 + 0.25 * 2) / 2)  # 1.25
     assert float(cen) == pytest.approx((0.5 * 1 + 0.25 * 4) / 2)  # 0.75
     assert float(loss) == pytest.approx(1.25 + 0.1 * 0.75)
@@ -72,7 +66,7 @@ def test_centre_update_by_hand():
     p /= p.sum(axis=1, keepdims=True)
     w = p**1.5
     expected = (w.T @ np.array([[0.0], [2.0], [10.0]])) / w.sum(axis=0)[:, None]
-    np.testing.assert_allclose(update_centers(U, centers, 1.5).numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(fuzzy_centers(U, centers, 1.5).numpy(), expected, rtol=1e-5)
     assert expected[0, 0] == pytest.approx(1.0, abs=1e-3)  # mean of 0 and 2
 
 
@@ -112,9 +106,9 @@ def test_pair_criterion_switches_from_p_to_q():
     q = torch.tensor([[0.5, 0.5], [0.5, 0.5]])  # q . q = 0.5 everywhere: nothing active
     crit.u_space = True
     loss_u = crit((u, q), None, None)
-    assert bool(crit.active_) and float(loss_u) == pytest.approx((0.5 + 0.5 + 0.5 + 0.5) / 4)
+    assert float(loss_u) == pytest.approx((0.5 + 0.5 + 0.5 + 0.5) / 4)
     crit.u_space = False
-    assert float(crit((u, q), None, None)) == 0.0 and not bool(crit.active_)
+    assert float(crit((u, q), None, None)) == 0.0
 
 
 def test_u_space_epoch_makes_at_least_30_updates_over_whole_passes():
@@ -153,25 +147,29 @@ def test_phase_2_iterator_merges_a_last_row():
 # ----------------------------------------------------------------- training
 
 
-def test_phase1_makes_k_updates_per_batch(blobs):
+@pytest.mark.parametrize("batch_size, batches", [(50, 3), ("auto", 5)])
+def test_phase1_makes_k_updates_per_batch(blobs, batch_size, batches):
     X, _ = blobs
-    est = DCSS(n_clusters=3, **{**TINY, "mnet_epochs": 0, "max_epochs": 2}).fit(X)
+    est = DCSS(n_clusters=3, **{**TINY, "mnet_epochs": 0, "max_epochs": 2,
+                                "batch_size": batch_size}).fit(X)
     opt = est.net_.optimizer_
     steps = {int(opt.state[p]["step"]) for p in est.net_.module_.parameters()}
-    # K runs x 5 batches x 2 epochs: on 150 rows the autoencoder's batches have
-    # max(32, ceil(150 / 30)) = 32 rows instead of batch_size=50.
-    assert steps == {3 * 5 * 2}
+    # K runs x batches x 2 epochs. An int batch_size is used as given (150 rows: 3
+    # batches of 50); "auto" shrinks the autoencoder's batches on small data to
+    # max(32, ceil(150 / 30)) = 32 rows (5 batches).
+    assert steps == {3 * batches * 2}
 
 
 def test_centre_refresh_schedule(blobs, monkeypatch):
     calls = []
-    original = dcss_module.update_centers
+    original = dcss_module.fuzzy_centers
 
     def counting(U, centers, fuzziness, batch_size=4096):
         calls.append(1)
         return original(U, centers, fuzziness, batch_size)
 
-    monkeypatch.setattr(dcss_module, "update_centers", counting)
+    monkeypatch.setattr(dcss_module, "fuzzy_centers", counting)
+    monkeypatch.setattr(nets_module, "fuzzy_centers", counting)
     X, _ = blobs
     DCSS(n_clusters=3, **{**TINY, "max_epochs": 5, "center_update_interval": 2,
                           "mnet_epochs": 3, "u_space_epochs": 2}).fit(X)
@@ -210,7 +208,6 @@ def test_warmup_loss_is_cross_entropy_against_nearest_centre():
     u = torch.tensor([[0.0, 1.0], [9.0, 0.0], [1.0, 0.0]])  # nearest centres 0, 1, 0
     assert float(crit((u, q), None, None)) == pytest.approx(
         -(math.log(0.8) + math.log(0.9) + math.log(0.5)) / 3)
-    assert bool(crit.active_)
 
 
 def test_warmup_keeps_separated_blobs_in_separate_outputs():

@@ -13,7 +13,7 @@ from torch import nn
 
 from skdeepclust import PIPCDR
 from skdeepclust._kmeans import spherical_kmeans
-from skdeepclust._pipcdr import cdr_loss, pip_loss
+from skdeepclust.losses import cdr_loss, pip_loss
 from skdeepclust.nn import cosine_momentum, ema_update
 
 SMALL = dict(hidden_layer_sizes=(32,), projector_hidden_dim=32, predictor_hidden_dim=32,
@@ -181,10 +181,10 @@ def test_partial_fit_contract(blobs):
 def test_partial_fit_continues_after_fit_and_fit_starts_over(blobs):
     X, y = blobs
     est = PIPCDR(n_clusters=3, random_state=0, **SMALL).fit(X)
-    net, steps = est.net_, est._stream["step"]
+    net, steps = est.net_, est._stream.step
     est.partial_fit(X[:100])
     assert est.net_ is net and est.n_steps_ == 1
-    assert est._stream["step"] == steps + 2  # ceil(100 / 64) optimiser steps
+    assert est._stream.step == steps + 2  # ceil(100 / 64) optimiser steps
     assert adjusted_rand_score(y, est.predict(X)) >= 0.95
     est.fit(X)
     assert est.net_ is not net and est.n_steps_ == 0
@@ -240,16 +240,18 @@ def test_tol_stops_when_pseudo_labels_settle(blobs):
     assert not PIPCDR(n_clusters=3, random_state=0, **SMALL).fit(X).converged_
 
 
-def test_min_steps_stretches_the_whole_schedule(blobs):
+def test_min_steps_repeats_passes_within_each_epoch(blobs):
     X, _ = blobs
-    # 300 rows, batch 64: 4 steps per epoch; 3 epochs make 12 < 30 steps, so every
-    # epoch count is tripled (ceil(30 / 12) = 3): 9 epochs, warm-up 3, k-means every 3.
+    # 300 rows, batch 64: 4 steps per pass; 3 epochs of one pass make 12 < 30 steps, so
+    # each epoch makes ceil(30 / 12) = 3 passes (12 steps): 36 steps in 3 epochs, the
+    # warm-up and the refresh schedule still counted in epochs.
     params = {**SMALL, "max_epochs": 3, "warmup_epochs": 1, "kmeans_every": 1}
     est = PIPCDR(n_clusters=3, random_state=0, **{**params, "min_steps": 30}).fit(X)
-    assert est.n_iter_ == 9
-    assert est.history_["cdr"][:3] == [0.0, 0.0, 0.0] and est.history_["cdr"][3] > 0
-    assert len(est.history_["label_change"]) == 1  # refreshes after epochs 3 and 6
-    assert PIPCDR(n_clusters=3, random_state=0, **{**params, "min_steps": 12}).fit(X).n_iter_ == 3
+    assert est.n_iter_ == 3 and est._stream.step == 36
+    assert est.history_["cdr"][0] == 0.0 and est.history_["cdr"][1] > 0
+    assert len(est.history_["label_change"]) == 1  # refreshes after epochs 1 and 2
+    short = PIPCDR(n_clusters=3, random_state=0, **{**params, "min_steps": 12}).fit(X)
+    assert short.n_iter_ == 3 and short._stream.step == 12
 
 
 class _Recorder:

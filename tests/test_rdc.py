@@ -98,7 +98,7 @@ def test_adversarial_net_trains_the_critic_only_through_its_own_loss():
         before = [p.detach().clone() for p in critic.parameters()]
         net = train_phase(views, _ACAICriterion(0.5), X, epochs=2, batch_size=16, lr=1e-2,
                           generator=torch.Generator().manual_seed(2), phase="t",
-                          net_class=AdversarialNet, critic=critic, critic_lr=critic_lr)
+                          net_class=AdversarialNet, partner=critic, partner_lr=critic_lr)
         moved = any(not torch.equal(b, p) for b, p in zip(before, critic.parameters()))
         return net, moved
 
@@ -252,7 +252,7 @@ def test_auto_batch_size_keeps_30_steps_per_epoch_on_small_data(n_samples, batch
     # 256 rows, or ceil(n / 30) on small data, but not below 32 rows.
     X = np.random.RandomState(0).randn(n_samples, 3).astype(np.float32)
     est = RDC(n_clusters=2, hidden_layer_sizes=(4,), embedding_dim=2, pretrain_epochs=1,
-              max_epochs=1, adversarial_weight=0, kmeans_n_init=1, random_state=0).fit(X)
+              max_epochs=1, adversarial_weight=0, n_init=1, random_state=0).fit(X)
     assert est.get_params()["batch_size"] == "auto"
     assert est.net_.history[-1, "batches"][0]["train_batch_size"] == batch
     # An int is used as given.

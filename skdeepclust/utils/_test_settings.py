@@ -11,12 +11,12 @@ TINY_PARAMS = {
     # On these small sets each u-space epoch makes at least 30 updates.
     "DCSS": dict(hidden_layer_sizes=(16,), embedding_dim=2, mnet_hidden_layer_sizes=(32, 32),
                  batch_size=32, pretrain_epochs=3, max_epochs=1, mnet_epochs=2,
-                 u_space_epochs=2, mnet_lr=1e-2, kmeans_n_init=1),
+                 u_space_epochs=2, mnet_lr=1e-2, n_init=1),
     "PIPCDR": dict(hidden_layer_sizes=(8,), projector_hidden_dim=8, predictor_hidden_dim=8,
                    embedding_dim=4, batch_size=32, max_epochs=2, warmup_epochs=1, n_init=2,
                    momentum=0.5, min_steps=0),
     "RDC": dict(hidden_layer_sizes=(16,), embedding_dim=2, pretrain_epochs=2, max_epochs=2,
-                n_neighbors=2, n_iter_no_change=1, batch_size=16, kmeans_n_init=1),
+                n_neighbors=2, n_iter_no_change=1, batch_size=16, n_init=1),
 }
 
 # Checks an estimator is expected to fail, each with its reason (also in the docs).

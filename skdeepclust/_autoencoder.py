@@ -1,0 +1,165 @@
+"""The one autoencoder path: build, pretrain, embed, k-means on the codes.
+
+AutoencoderKMeans, DCSS, RDC (and DML) start the same way; each of these
+steps exists here once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+from torch import nn
+
+from skdeepclust._training import batched_apply, evaluating
+from skdeepclust.losses import ReconstructionCriterion
+from skdeepclust.nn import MLPAutoencoder, xavier_init
+
+__all__ = ["build_autoencoder", "fan_in_init", "pretrain_autoencoder", "embed", "kmeans_on_codes"]
+
+
+def fan_in_init(module: nn.Module) -> nn.Module:
+    """Zero the biases; the weights keep torch's ``U(+-1/sqrt(fan_in))``.
+
+    That is Keras' ``VarianceScaling(1/3, fan_in, uniform)``, the R-DC code's init.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def build_autoencoder(n_features, hidden_layer_sizes, embedding_dim, *, init="xavier"):
+    """An :class:`~skdeepclust.nn.MLPAutoencoder` with the weights a method starts from.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width.
+    hidden_layer_sizes : sequence of int
+        Encoder widths (the decoder mirrors them).
+    embedding_dim : int
+        Code width.
+    init : {"xavier", "fan_in"}, default="xavier"
+        "xavier": Xavier-uniform weights (DEC, DCSS); "fan_in": torch's
+        ``U(+-1/sqrt(fan_in))`` weights, Keras' ``VarianceScaling(1/3,
+        fan_in, uniform)`` that the R-DC code uses. Biases start at zero.
+
+    Returns
+    -------
+    autoencoder : MLPAutoencoder
+        On the CPU; weights drawn from torch's global generator (forked and
+        seeded by the estimators around a fit).
+
+    Examples
+    --------
+    >>> from skdeepclust._autoencoder import build_autoencoder
+    >>> ae = build_autoencoder(6, [16], 2)
+    >>> ae.encoder[0].in_features, ae.encoder[-1].out_features
+    (6, 2)
+    """
+    module = MLPAutoencoder(n_features, hidden_layer_sizes, embedding_dim)
+    return xavier_init(module) if init == "xavier" else fan_in_init(module)
+
+
+def pretrain_autoencoder(X, ctx, module, *, epochs, lr=None, batch_size=None,
+                         phase="pretrain", criterion=None, **kwargs):
+    """Train ``module`` to reconstruct ``X`` (the pretraining phase of every autoencoder).
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, n_features)
+        Training data on ``ctx.device``.
+    ctx : skdeepclust.base.FitContext
+        The running fit.
+    module : torch.nn.Module
+        The autoencoder (``x -> (code, reconstruction)``), or a wrapper of it
+        whose output the ``criterion`` reads.
+    epochs : int
+        Pretraining epochs (0 keeps the initialisation).
+    lr : float, default=None
+        Learning rate; the estimator's ``lr`` when None.
+    batch_size : int, default=None
+        Rows per update; the estimator's resolved ``batch_size`` when None.
+    phase : str, default="pretrain"
+        Phase name (progress bar, errors, ``history_`` key).
+    criterion : torch.nn.Module, default=None
+        The loss; :class:`~skdeepclust.losses.ReconstructionCriterion` when None.
+    **kwargs
+        Further parameters of :meth:`skdeepclust.base.FitContext.train_phase`
+        (``net_class``, ``callbacks``...).
+
+    Returns
+    -------
+    net : skdeepclust._training.UnsupervisedNet
+        The trained skorch net; ``net.module_`` is ``module``.
+    """
+    criterion = ReconstructionCriterion() if criterion is None else criterion
+    return ctx.train_phase(module, criterion, X, epochs=epochs, lr=lr, phase=phase,
+                           batch_size=batch_size, **kwargs)
+
+
+def embed(fn, X, *modules):
+    """``fn`` over the rows ``X``, batched, without gradients, ``modules`` in eval mode.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps a batch of rows to their embedding (e.g. ``autoencoder.encoder``).
+    X : torch.Tensor of shape (n_samples, n_features)
+        Rows on ``fn``'s device.
+    *modules : torch.nn.Module
+        Modules put in eval mode meanwhile (their mode is restored afterwards);
+        ``fn`` itself when none is given and it is a module.
+
+    Returns
+    -------
+    Z : torch.Tensor
+        On ``X``'s device.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust._autoencoder import build_autoencoder, embed
+    >>> ae = build_autoencoder(3, [4], 2)
+    >>> embed(ae.encoder, torch.zeros(5, 3), ae).shape
+    torch.Size([5, 2])
+    """
+    if not modules and isinstance(fn, nn.Module):
+        modules = (fn,)
+    with evaluating(*modules):
+        return batched_apply(fn, X)
+
+
+def kmeans_on_codes(Z: torch.Tensor, n_clusters: int, *, n_init: int, random_state: int):
+    """k-means (scikit-learn's ``KMeans``) on the codes ``Z``: the centres in code space.
+
+    The codes (``n_samples x embedding_dim``, small) are read to the host
+    once; the networks stay on their device.
+
+    Parameters
+    ----------
+    Z : torch.Tensor of shape (n_samples, embedding_dim)
+        Codes.
+    n_clusters : int
+        Number of centres.
+    n_init : int
+        k-means restarts; the best inertia is kept.
+    random_state : int
+        Seed of the restarts.
+
+    Returns
+    -------
+    centers : ndarray of shape (n_clusters, embedding_dim), dtype=float32
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust._autoencoder import kmeans_on_codes
+    >>> Z = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
+    >>> sorted(kmeans_on_codes(Z, 2, n_init=1, random_state=0).round(2).ravel().tolist())
+    [0.05, 5.05]
+    """
+    codes = Z.float().cpu().numpy()
+    kmeans = KMeans(n_clusters, n_init=n_init, random_state=random_state).fit(codes)
+    return np.asarray(kmeans.cluster_centers_, dtype=np.float32)

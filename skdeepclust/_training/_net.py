@@ -1,0 +1,525 @@
+"""The unsupervised skorch net, its slicing iterator, and how a phase is run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+from torch import nn
+
+from skdeepclust._training._callbacks import NonFiniteLossGuard, ProgressBar
+
+__all__ = [
+    "IndexedTensorDataset",
+    "SliceIterator",
+    "UnsupervisedNet",
+    "StopTraining",
+    "stop_phase",
+    "train_phase",
+    "continue_phase",
+    "batched_apply",
+    "evaluating",
+    "loss_history",
+    "small_data_batch_size",
+    "passes_for",
+    "MIN_UPDATES_PER_EPOCH",
+]
+
+# Schedules counted in epochs were tuned on data sets with many batches per epoch (the
+# papers': 140 and more). Below this many, an epoch takes smaller batches or more passes.
+MIN_UPDATES_PER_EPOCH = 30
+_MIN_BATCH_SIZE = 32
+_DEFAULT_REMEDY = "Lower `lr`, or standardise the features (e.g. with StandardScaler)."
+
+
+class IndexedTensorDataset(torch.utils.data.Dataset):
+    """A data set made of one tensor, whose items are ``(row, index)``.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, n_features)
+        The data, already on the training device.
+    generator : torch.Generator, default=None
+        Seeded CPU generator for the shuffles of the training iterator.
+    """
+
+    def __init__(self, X: torch.Tensor, generator: torch.Generator | None = None):
+        self.X = X
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+    def __getitem__(self, i):
+        return self.X[i], i
+
+
+class SliceIterator:
+    """Iterate over ``(X[idx], idx)`` batches by slicing a resident tensor.
+
+    The default ``DataLoader`` collates sample by sample; here a batch is a
+    single index-select on the device, with a seeded permutation per pass.
+
+    Parameters
+    ----------
+    dataset : IndexedTensorDataset
+        The data set to iterate over.
+    batch_size : int
+        Rows per batch; the last batch may be smaller.
+    shuffle : bool, default=False
+        Draw a new permutation (from ``dataset.generator``) each pass.
+    drop_last : bool, default=False
+        Drop a last batch smaller than ``batch_size``. It is never dropped
+        when it is the only batch.
+    merge_singleton : bool, default=False
+        Merge a last batch of a single row into the batch before it
+        (BatchNorm cannot train on one row); no row is left out.
+    passes : int or callable, default=1
+        Shuffled passes over the data per epoch (a callable is asked at the
+        start of each epoch): the repeated-pass form of the small-data rule
+        (:func:`passes_for`).
+    """
+
+    def __init__(self, dataset: IndexedTensorDataset, batch_size: int, shuffle: bool = False,
+                 drop_last: bool = False, merge_singleton: bool = False,
+                 passes: int | Callable[[], int] = 1):
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.merge_singleton = merge_singleton
+        self.passes = passes
+
+    def batches_per_pass(self) -> int:
+        """Number of batches in one pass over the data."""
+        n = len(self.dataset)
+        if self.drop_last and n > self.batch_size:
+            return n // self.batch_size
+        n_batches = math.ceil(n / self.batch_size)
+        if self.merge_singleton and n_batches > 1 and n % self.batch_size == 1:
+            return n_batches - 1
+        return n_batches
+
+    def _n_passes(self) -> int:
+        return self.passes() if callable(self.passes) else self.passes
+
+    def __len__(self) -> int:
+        return self._n_passes() * self.batches_per_pass()
+
+    def __iter__(self):
+        for _ in range(self._n_passes()):
+            yield from self._one_pass()
+
+    def _one_pass(self):
+        X = self.dataset.X
+        n = X.shape[0]
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.dataset.generator).to(X.device)
+        else:
+            order = torch.arange(n, device=X.device)
+        n_batches = self.batches_per_pass()
+        for b in range(n_batches):
+            # The last batch runs to the end when a singleton was merged into it.
+            stop = n if self.merge_singleton and b == n_batches - 1 else (b + 1) * self.batch_size
+            idx = order[b * self.batch_size:stop]
+            yield X[idx], idx
+
+
+class StopTraining(KeyboardInterrupt):
+    """Ends the current phase early, on purpose; raise it through :func:`stop_phase`.
+
+    It derives from ``KeyboardInterrupt`` because that is the signal skorch's
+    fit loop treats as "stop"; :class:`UnsupervisedNet` lets only this
+    subclass end a phase quietly and re-raises every other interrupt.
+    """
+
+
+def stop_phase(net) -> None:
+    """End the running phase of ``net`` after the current callback (a deliberate early stop)."""
+    net.stopped_early_ = True
+    raise StopTraining
+
+
+class UnsupervisedNet(NeuralNet):
+    """skorch ``NeuralNet`` for unsupervised objectives.
+
+    Differences from :class:`skorch.NeuralNet`:
+
+    * ``y`` of a batch is the tensor of sample indices; the criterion is
+      called as ``criterion_(y_pred, index, X)`` so it can look up per-sample
+      targets computed on the whole data set;
+    * batches come from :class:`SliceIterator` (no per-sample collation);
+      ``passes_per_epoch()`` gives its number of passes per epoch;
+    * the per-batch losses are kept on the device during an epoch and read
+      back once at its end (skorch reads each with ``.item()``, a device
+      synchronisation per batch on CUDA); the history is the same;
+    * ``epochs_completed_`` counts the epochs that ran to their end;
+    * ``partial_fit`` ends quietly only on :class:`StopTraining` (a
+      deliberate early stop); any other ``KeyboardInterrupt`` propagates
+      (skorch swallows it);
+    * no validation split, nothing printed.
+
+    Intended to be built through :func:`train_phase`.
+    """
+
+    drop_last = False
+    merge_singleton = False
+
+    def __init__(self, module, criterion, *, train_split=None, verbose=0, **kwargs):
+        super().__init__(module, criterion, train_split=train_split, verbose=verbose, **kwargs)
+
+    def initialize(self):
+        super().initialize()
+        self.epochs_completed_ = 0
+        self.stopped_early_ = False
+        return self
+
+    def passes_per_epoch(self) -> int:
+        """Shuffled passes over the data in one training epoch (1; see :func:`passes_for`)."""
+        return 1
+
+    def get_iterator(self, dataset, training=False):
+        if isinstance(dataset, IndexedTensorDataset):
+            return SliceIterator(
+                dataset, self.batch_size, shuffle=training,
+                drop_last=training and self.drop_last,
+                merge_singleton=training and self.merge_singleton,
+                passes=self.passes_per_epoch if training else 1,
+            )
+        return super().get_iterator(dataset, training=training)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        return self.criterion_(y_pred, y_true, X)
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        if not self.initialized_:
+            self.initialize()
+        self.notify("on_train_begin", X=X, y=y)
+        try:
+            self.fit_loop(X, y, **fit_params)
+        except StopTraining:
+            pass
+        finally:
+            self.notify("on_train_end", X=X, y=y)
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        super().on_epoch_end(net, **kwargs)
+        # The net's own hook runs before every callback's: an epoch that reaches it ran all
+        # its batches, whatever a callback does next.
+        self.epochs_completed_ += 1
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is None:
+            return
+        losses, sizes = [], []
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            losses.append(step["loss"].detach())
+            sizes.append(len(batch[1]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        # One host read per epoch instead of one per batch.
+        values = torch.stack(losses).float().cpu().tolist() if losses else []
+        # skorch opened one history row per batch (on_batch_begin); fill them in order.
+        rows = self.history[-1]["batches"][len(self.history[-1]["batches"]) - len(values):]
+        for row, value, size in zip(rows, values, sizes):
+            row[prefix + "_loss"] = value
+            row[prefix + "_batch_size"] = size
+        self.history.record(prefix + "_batch_count", len(losses))
+
+
+def _phase_callbacks(phase, epochs, verbose, remedy, callbacks):
+    named = [("non_finite_guard", NonFiniteLossGuard(phase, remedy))]
+    if verbose >= 1 and epochs > 0:
+        named.append(("progress", ProgressBar(phase, epochs)))
+    return named + [(f"cb{i}_{type(cb).__name__}", cb) for i, cb in enumerate(callbacks)]
+
+
+def _run(net, X, generator, epochs, phase, callbacks):
+    """Train ``net`` for ``epochs`` more epochs with ``callbacks``; re-raise an interrupt."""
+    net.callbacks = callbacks
+    net.initialize_callbacks()
+    net.stopped_early_ = False
+    target = net.epochs_completed_ + epochs
+    try:
+        net.partial_fit(IndexedTensorDataset(X, generator), None, epochs=epochs)
+    finally:
+        # The phase's callbacks (closures over the fit, a progress bar) are done;
+        # dropping them keeps the fitted net picklable.
+        net.callbacks = None
+        net.initialize_callbacks()
+    if net.epochs_completed_ < target and not net.stopped_early_:
+        raise KeyboardInterrupt(f"training interrupted during the {phase} phase")
+    return net
+
+
+def train_phase(
+    module: nn.Module,
+    criterion: nn.Module,
+    X: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    generator: torch.Generator,
+    phase: str,
+    verbose: int = 0,
+    optimizer=torch.optim.Adam,
+    callbacks: Sequence[Callback] = (),
+    net_class: type[UnsupervisedNet] = UnsupervisedNet,
+    remedy: str = _DEFAULT_REMEDY,
+    **net_kwargs,
+) -> UnsupervisedNet:
+    """Train ``module`` for one phase and return the fitted skorch net.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network, already initialised (phases share module instances).
+    criterion : torch.nn.Module
+        Called as ``criterion(y_pred, index, X_batch)``.
+    X : torch.Tensor of shape (n_samples, n_features)
+        Training data on the training device.
+    epochs : int
+        Number of epochs; 0 builds and initialises the net without training.
+    batch_size, lr : int, float
+        Mini-batch size and learning rate.
+    generator : torch.Generator
+        Seeded CPU generator for the shuffles.
+    phase : str
+        Name of the phase, for the progress bar and error messages.
+    verbose : int, default=0
+        Show a progress bar when >= 1.
+    optimizer : type, default=torch.optim.Adam
+        Optimizer class; ``optimizer__*`` keyword arguments are passed on.
+    callbacks : sequence of skorch callbacks, default=()
+        Extra callbacks. A callback may call :func:`stop_phase` in
+        ``on_epoch_begin``/``on_epoch_end`` to end the phase early.
+    net_class : type, default=UnsupervisedNet
+        A subclass overriding skorch hooks (e.g. ``train_step``).
+    remedy : str
+        Advice quoted when the loss becomes non-finite.
+    **net_kwargs
+        Further parameters of ``net_class``.
+
+    Returns
+    -------
+    net : UnsupervisedNet
+        The trained net; ``net.history`` has one row per epoch run,
+        ``net.epochs_completed_`` counts them and ``net.stopped_early_`` says
+        whether a callback ended the phase.
+
+    Raises
+    ------
+    TrainingDivergedError
+        When the loss becomes NaN or infinite.
+    KeyboardInterrupt
+        Re-raised when training was interrupted (skorch swallows it).
+    """
+    net = net_class(
+        module,
+        criterion,
+        optimizer=optimizer,
+        lr=lr,
+        max_epochs=epochs,
+        batch_size=batch_size,
+        device=X.device,
+        **net_kwargs,
+    )
+    net.initialize()
+    net.remedy_ = remedy
+    if epochs == 0:
+        return net
+    return _run(net, X, generator, epochs, phase,
+                _phase_callbacks(phase, epochs, verbose, remedy, callbacks))
+
+
+def continue_phase(net: UnsupervisedNet, X: torch.Tensor, epochs: int, *,
+                   generator: torch.Generator, phase: str, verbose: int = 0,
+                   callbacks: Sequence[Callback] = (), batch_size: int | None = None
+                   ) -> UnsupervisedNet:
+    """Train an already trained net ``epochs`` more epochs (module and optimiser go on).
+
+    The continued phase gets the same guards as :func:`train_phase` (an
+    error on a non-finite loss, a progress bar when verbose, an interrupt
+    re-raised); the net's weights, optimiser state and history carry on.
+
+    Parameters
+    ----------
+    net : UnsupervisedNet
+        A net returned by :func:`train_phase`.
+    X : torch.Tensor of shape (n_samples, n_features)
+        Data of the continued training, on the net's device.
+    epochs : int
+        Epochs to add.
+    generator : torch.Generator
+        Seeded CPU generator for the shuffles.
+    phase : str
+        Name of the phase, for the progress bar and error messages.
+    verbose : int, default=0
+        Show a progress bar when >= 1.
+    callbacks : sequence of skorch callbacks, default=()
+        Extra callbacks of this continuation.
+    batch_size : int, default=None
+        New rows per batch; the net's when None.
+
+    Returns
+    -------
+    net : UnsupervisedNet
+        The same net, trained further.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust._training import continue_phase, train_phase
+    >>> from skdeepclust.losses import ReconstructionCriterion
+    >>> from skdeepclust.nn import MLPAutoencoder
+    >>> X, gen = torch.randn(20, 3), torch.Generator().manual_seed(0)
+    >>> net = train_phase(MLPAutoencoder(3, [4], 2), ReconstructionCriterion(), X, epochs=2,
+    ...                   batch_size=10, lr=1e-3, generator=gen, phase="pretrain")
+    >>> continue_phase(net, X, 3, generator=gen, phase="more").epochs_completed_
+    5
+    """
+    if batch_size is not None:
+        net.batch_size = batch_size
+    if epochs == 0:
+        return net
+    remedy = getattr(net, "remedy_", _DEFAULT_REMEDY)
+    return _run(net, X, generator, epochs, phase,
+                _phase_callbacks(phase, epochs, verbose, remedy, callbacks))
+
+
+@torch.inference_mode()
+def batched_apply(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
+                  batch_size: int = 4096) -> torch.Tensor:
+    """Apply ``fn`` to ``X`` in row batches under ``torch.inference_mode`` and concatenate.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps a batch of rows to a tensor whose first dimension is the batch.
+    X : torch.Tensor of shape (n_samples, ...)
+        Input rows, on the device ``fn`` expects.
+    batch_size : int, default=4096
+        Rows per call.
+
+    Returns
+    -------
+    out : torch.Tensor
+        ``fn`` applied to all rows, on the device ``fn`` returned.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust._training import batched_apply
+    >>> batched_apply(lambda x: 2 * x, torch.ones(5, 1), batch_size=2).flatten().tolist()
+    [2.0, 2.0, 2.0, 2.0, 2.0]
+    """
+    outs = [fn(X[i:i + batch_size]) for i in range(0, X.shape[0], batch_size)]
+    return torch.cat(outs) if outs else fn(X[:0])
+
+
+@contextmanager
+def evaluating(*modules: nn.Module):
+    """Put ``modules`` in eval mode for the block, then back in the mode each had.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skdeepclust._training import evaluating
+    >>> bn = nn.BatchNorm1d(2)
+    >>> with evaluating(bn):
+    ...     bn.training
+    False
+    >>> bn.training
+    True
+    """
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
+
+
+def loss_history(net) -> list[float]:
+    """Mean training loss of each epoch the net ran, as Python floats."""
+    return [float(v) for v in net.history[:, "train_loss"]] if len(net.history) else []
+
+
+def small_data_batch_size(n_samples: int, batch_size: int,
+                          min_updates: int = MIN_UPDATES_PER_EPOCH,
+                          min_batch_size: int = _MIN_BATCH_SIZE) -> int:
+    """Rows per update so that an epoch makes ``min_updates`` updates on small data.
+
+    The package's small-data rule has two forms, one per kind of phase:
+
+    * phases whose loss is a sum of per-row terms (autoencoders) take
+      smaller batches: ``min(batch_size, n_samples, max(min_batch_size,
+      ceil(n_samples / min_updates)))`` (this function);
+    * phases whose loss needs many rows in a batch (pairs, prototypes of
+      clusters, BatchNorm statistics: DCSS's pair epochs, PIPCDR) keep the
+      batch and pass over the data several times per epoch
+      (:func:`passes_for`).
+
+    Either way epoch counts mean about the same amount of training on 1,800
+    rows as on 10,000.
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows of the training data.
+    batch_size : int
+        Rows per update on large data.
+    min_updates : int, default=30
+        Updates an epoch should make.
+    min_batch_size : int, default=32
+        Smallest batch the rule chooses (smaller data gets one batch of all rows).
+
+    Returns
+    -------
+    batch_size : int
+
+    Examples
+    --------
+    >>> from skdeepclust._training import small_data_batch_size
+    >>> small_data_batch_size(10_000, 256), small_data_batch_size(1797, 256)
+    (256, 60)
+    >>> small_data_batch_size(150, 256), small_data_batch_size(20, 256)
+    (32, 20)
+    """
+    return min(batch_size, n_samples,
+               max(min_batch_size, math.ceil(n_samples / min_updates)))
+
+
+def passes_for(batches_per_pass: int, min_updates: int = MIN_UPDATES_PER_EPOCH) -> int:
+    """Passes over the data that make at least ``min_updates`` updates (at least one).
+
+    The repeated-pass form of the small-data rule (see
+    :func:`small_data_batch_size`), for phases whose batches must stay large.
+
+    Parameters
+    ----------
+    batches_per_pass : int
+        Updates one pass over the data makes.
+    min_updates : int, default=30
+        Updates wanted.
+
+    Returns
+    -------
+    passes : int
+
+    Examples
+    --------
+    >>> from skdeepclust._training import passes_for
+    >>> passes_for(3), passes_for(40), passes_for(4, min_updates=0)
+    (10, 1, 1)
+    """
+    return max(1, math.ceil(min_updates / max(1, batches_per_pass)))
