@@ -133,8 +133,8 @@ class StopTraining(KeyboardInterrupt):
     """Ends the current phase early, on purpose; raise it through :func:`stop_phase`.
 
     It derives from ``KeyboardInterrupt`` because that is the signal skorch's
-    fit loop treats as "stop"; :class:`UnsupervisedNet` lets only this
-    subclass end a phase quietly and re-raises every other interrupt.
+    fit loop treats as "stop"; :func:`train_phase` lets only this subclass
+    end a phase quietly and re-raises every other interrupt.
     """
 
 
@@ -157,10 +157,10 @@ class UnsupervisedNet(NeuralNet):
     * the per-batch losses are kept on the device during an epoch and read
       back once at its end (skorch reads each with ``.item()``, a device
       synchronisation per batch on CUDA); the history is the same;
-    * ``epochs_completed_`` counts the epochs that ran to their end;
-    * ``partial_fit`` ends quietly only on :class:`StopTraining` (a
-      deliberate early stop); any other ``KeyboardInterrupt`` propagates
-      (skorch swallows it);
+    * ``epochs_completed_`` counts the epochs that ran to their end, and
+      ``interrupted_`` records a ``KeyboardInterrupt`` raised in a batch
+      (other than :class:`StopTraining`, a deliberate early stop): skorch's
+      ``partial_fit`` swallows both, and :func:`train_phase` re-raises;
     * no validation split, nothing printed.
 
     Intended to be built through :func:`train_phase`.
@@ -176,6 +176,7 @@ class UnsupervisedNet(NeuralNet):
         super().initialize()
         self.epochs_completed_ = 0
         self.stopped_early_ = False
+        self.interrupted_ = False
         return self
 
     def passes_per_epoch(self) -> int:
@@ -195,18 +196,6 @@ class UnsupervisedNet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         return self.criterion_(y_pred, y_true, X)
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
-        if not self.initialized_:
-            self.initialize()
-        self.notify("on_train_begin", X=X, y=y)
-        try:
-            self.fit_loop(X, y, **fit_params)
-        except StopTraining:
-            pass
-        finally:
-            self.notify("on_train_end", X=X, y=y)
-        return self
-
     def on_epoch_end(self, net, **kwargs):
         super().on_epoch_end(net, **kwargs)
         # The net's own hook runs before every callback's: an epoch that reaches it ran all
@@ -217,12 +206,17 @@ class UnsupervisedNet(NeuralNet):
         if iterator is None:
             return
         losses, sizes = [], []
-        for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
-            step = step_fn(batch, **fit_params)
-            losses.append(step["loss"].detach())
-            sizes.append(len(batch[1]))
-            self.notify("on_batch_end", batch=batch, training=training, **step)
+        try:
+            for batch in iterator:
+                self.notify("on_batch_begin", batch=batch, training=training)
+                step = step_fn(batch, **fit_params)
+                losses.append(step["loss"].detach())
+                sizes.append(len(batch[1]))
+                self.notify("on_batch_end", batch=batch, training=training, **step)
+        except KeyboardInterrupt as exc:
+            # skorch's partial_fit swallows it; train_phase reads this flag and re-raises.
+            self.interrupted_ = not isinstance(exc, StopTraining)
+            raise
         # One host read per epoch instead of one per batch.
         values = torch.stack(losses).float().cpu().tolist() if losses else []
         # skorch opened one history row per batch (on_batch_begin); fill them in order.
@@ -244,7 +238,7 @@ def _run(net, X, generator, epochs, phase, callbacks):
     """Train ``net`` for ``epochs`` more epochs with ``callbacks``; re-raise an interrupt."""
     net.callbacks = callbacks
     net.initialize_callbacks()
-    net.stopped_early_ = False
+    net.stopped_early_ = net.interrupted_ = False
     target = net.epochs_completed_ + epochs
     try:
         net.partial_fit(IndexedTensorDataset(X, generator), None, epochs=epochs)
@@ -253,7 +247,7 @@ def _run(net, X, generator, epochs, phase, callbacks):
         # dropping them keeps the fitted net picklable.
         net.callbacks = None
         net.initialize_callbacks()
-    if net.epochs_completed_ < target and not net.stopped_early_:
+    if net.interrupted_ or (net.epochs_completed_ < target and not net.stopped_early_):
         raise KeyboardInterrupt(f"training interrupted during the {phase} phase")
     return net
 
