@@ -18,25 +18,28 @@ __all__ = ["spherical_kmeans"]
 
 
 def _kmeans_pp(Z: torch.Tensor, n_clusters: int, generator: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding with weights ``1 - max cos`` (half the squared chord distance)."""
+    """k-means++ seeding with weights ``1 - max cos`` (half the squared chord distance).
+
+    Draws on ``generator``'s device (``Z``'s, for a generator made there) and
+    never reads a value back to the host.
+    """
     n = Z.shape[0]
     gdev = generator.device
-    first = int(torch.randint(n, (1,), generator=generator, device=gdev))
-    centers = [Z[first]]
-    best = Z @ Z[first]
+    index = torch.randint(n, (1,), generator=generator, device=gdev).to(Z.device)
+    centers = [Z[index[0]]]
+    best = Z @ centers[0]
     for _ in range(1, n_clusters):
         weights = (1.0 - best).clamp_min(0.0)
-        total = float(weights.sum())
-        if total <= 0.0:  # every point sits on a centre: any point will do
-            idx = int(torch.randint(n, (1,), generator=generator, device=gdev))
-        else:
-            idx = int(torch.multinomial(weights.to(gdev), 1, generator=generator))
-        centers.append(Z[idx])
-        best = torch.maximum(best, Z @ Z[idx])
+        # Every point on a centre (all weights 0): any point will do.
+        weights = torch.where(weights.sum() > 0, weights, torch.ones_like(weights))
+        index = torch.multinomial(weights.to(gdev), 1, generator=generator).to(Z.device)
+        centers.append(Z[index[0]])
+        best = torch.maximum(best, Z @ centers[-1])
     return torch.stack(centers)
 
 
 def _lloyd(Z: torch.Tensor, centers: torch.Tensor, max_iter: int, tol: float):
+    """Lloyd iterations; one host read per iteration (the stopping test)."""
     n_clusters = centers.shape[0]
     labels = None
     n_iter = 0
@@ -45,16 +48,19 @@ def _lloyd(Z: torch.Tensor, centers: torch.Tensor, max_iter: int, tol: float):
         best, new_labels = sims.max(dim=1)
         counts = torch.bincount(new_labels, minlength=n_clusters)
         sums = torch.zeros_like(centers).index_add_(0, new_labels, Z)
-        empty = torch.nonzero(counts == 0).flatten()
-        if len(empty):
-            # Reseed each empty centre with one of the worst-fitting points.
-            worst = torch.argsort(best)[: len(empty)]
-            sums[empty] = Z[worst]
+        # Reseed the j-th empty centre with the j-th worst-fitting point, on the device.
+        empty = counts == 0
+        rank = torch.cumsum(empty, 0) - 1
+        worst = torch.topk(best, min(n_clusters, best.shape[0]), largest=False).indices
+        sums = torch.where(empty[:, None], Z[worst[rank.clamp(0, worst.shape[0] - 1)]], sums)
         new_centers = F.normalize(sums, dim=1)
-        shift = float((new_centers - centers).pow(2).sum())
-        same = labels is not None and bool(torch.equal(new_labels, labels)) and not len(empty)
+        shift = (new_centers - centers).pow(2).sum().double()
+        same = ((new_labels == labels).all() if labels is not None
+                else torch.zeros((), dtype=torch.bool, device=Z.device))
+        stop = torch.stack([same, empty.any().logical_not(), shift <= tol])
         centers, labels = new_centers, new_labels
-        if same or shift <= tol:
+        same, no_empty, small_shift = stop.tolist()
+        if (same and no_empty) or small_shift:
             break
     sims = Z @ centers.T
     best, labels = sims.max(dim=1)

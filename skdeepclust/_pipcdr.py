@@ -648,7 +648,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         # max_epochs make min_steps steps (the EMA and the refreshes need steps).
         passes = passes_for(batches, math.ceil(self.min_steps / self.max_epochs))
         self._warn_settings(self.max_epochs * passes * batches)
-        kmeans = self._kmeans(torch.Generator().manual_seed(ctx.sub_seed()))
+        kmeans = self._kmeans(torch.Generator(ctx.device).manual_seed(ctx.sub_seed()))
         state = self._state("fit", Xs, Xs, torch.zeros(n, dtype=torch.long, device=X.device),
                             ctx, step=0, steps_per_epoch=passes * batches)
 
@@ -708,7 +708,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
             module.scale.copy_(torch.as_tensor(stream.moments.scale()))
         R = stream.reservoir.add(X, ctx.rng).rows
         Xs, Rs = module.standardize(X), module.standardize(R)
-        kmeans = self._kmeans(torch.Generator().manual_seed(ctx.sub_seed()))
+        kmeans = self._kmeans(torch.Generator(ctx.device).manual_seed(ctx.sub_seed()))
         if first_call:
             centers = kmeans(embed(module.embed, X, module))[0]
         else:

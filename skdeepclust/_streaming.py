@@ -58,13 +58,19 @@ class RunningMoments:
     def __repr__(self):
         return f"RunningMoments(count={self.count})"
 
-    def update(self, X: torch.Tensor) -> RunningMoments:
-        """Merge the moments of the rows ``X`` (any device; reduced there, in float64)."""
+    def update(self, X: torch.Tensor, chunk: int = 65536) -> RunningMoments:
+        """Merge the moments of the rows ``X``, reduced on their device in float64 chunks.
+
+        No float64 copy of the whole of ``X`` is made.
+        """
         m = X.shape[0]
-        X64 = X.double()
-        c_mean = X64.mean(dim=0)
-        c_m2 = (X64 - c_mean).pow(2).sum(dim=0)
+        parts = range(0, m, chunk)
+        c_mean = sum(X[i:i + chunk].double().sum(dim=0) for i in parts) / m
+        c_m2 = sum((X[i:i + chunk].double() - c_mean).pow(2).sum(dim=0) for i in parts)
         c_mean, c_m2 = c_mean.cpu().numpy(), c_m2.cpu().numpy()
+        if self.count == 0:
+            self.count, self.mean, self.m2 = m, c_mean, c_m2
+            return self
         n0, total = self.count, self.count + m
         delta = c_mean - self.mean
         self.mean = self.mean + delta * m / total

@@ -251,3 +251,21 @@ def test_demo_overrides_name_existing_estimators_and_parameters():
     for name, params in DEMO_PARAMS.items():
         assert name in estimators, f"DEMO_PARAMS has an entry for unknown estimator {name}"
         assert set(params) <= set(estimators[name]().get_params()), name
+
+
+def test_demo_applies_its_overrides_under_the_users_parameters(monkeypatch):
+    built = {}
+    original = cli._make_estimator
+
+    def spy(name, methods, *, n_clusters, seed, params):
+        est = original(name, methods, n_clusters=n_clusters, seed=seed, params=params)
+        built[name] = est.get_params()
+        return est
+
+    monkeypatch.setattr(cli, "_make_estimator", spy)
+    monkeypatch.setitem(DEMO_PARAMS, "AutoencoderKMeans", {**TINY_AE, "pretrain_epochs": 1})
+    run_demo(["AutoencoderKMeans"], dataset="iris",
+             params={"AutoencoderKMeans": {"embedding_dim": 3}})
+    got = built["AutoencoderKMeans"]
+    assert got["pretrain_epochs"] == 1 and got["hidden_layer_sizes"] == (16,)  # the demo's
+    assert got["embedding_dim"] == 3  # the user's wins over the demo's 2
