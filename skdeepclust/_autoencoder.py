@@ -157,7 +157,7 @@ def kmeans_on_codes(Z: torch.Tensor, n_clusters: int, *, n_init: int, random_sta
     >>> import torch
     >>> from skdeepclust._autoencoder import kmeans_on_codes
     >>> Z = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
-    >>> sorted(round(float(c), 2) for c in kmeans_on_codes(Z, 2, n_init=1, random_state=0))
+    >>> sorted(round(float(c), 2) for c in kmeans_on_codes(Z, 2, n_init=1, random_state=0)[:, 0])
     [0.05, 5.05]
     """
     codes = Z.float().cpu().numpy()
