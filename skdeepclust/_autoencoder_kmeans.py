@@ -14,13 +14,14 @@ from skdeepclust._autoencoder import (
 )
 from skdeepclust._training import loss_history
 from skdeepclust.base import BaseDeepClusterer
-from skdeepclust.utils._docstrings import fill_doc
+from skdeepclust.utils._docstrings import AUTO_BATCH_TEXT, fill_doc
 
 __all__ = ["AutoencoderKMeans"]
 
 
-@fill_doc(embedding_dim_default=10, hidden_default="(500, 500, 2000)", lr_default=1e-3,
-          pretrain_epochs_default=30)
+@fill_doc(n_init_default=10, embedding_dim_default=10, hidden_default="(500, 500, 2000)",
+          lr_default=1e-3,
+          pretrain_epochs_default=30, batch_size_auto_default=AUTO_BATCH_TEXT)
 class AutoencoderKMeans(BaseDeepClusterer):
     """Autoencoder pretraining followed by k-means on the codes.
 
@@ -36,16 +37,13 @@ class AutoencoderKMeans(BaseDeepClusterer):
     {n_clusters}
     {embedding_dim}
     {hidden_layer_sizes}
-    batch_size : int or "auto", default="auto"
-        Rows per update. ``"auto"``: 256, or fewer rows on small data so
-        that an epoch makes at least 30 updates, but not below 32 rows (256
-        from 7,680 rows on, 60 for 1,797 rows; the rule DCSS and RDC use
-        for their autoencoders). On digits, batches of 256 gave 0.726 ACC
-        and ``"auto"`` 0.808 (seeds 0-2; RDC's method page).
+    {batch_size}
+        On digits, batches of 256 gave 0.726 ACC and ``"auto"`` 0.808
+        (seeds 0-2; RDC's method page).
     {lr}
     {pretrain_epochs}
-    n_init : int, default=10
-        Number of k-means runs on the codes; the best inertia is kept.
+    {n_init}
+        k-means clusters the codes once, at the end.
     {device}
     {random_state}
     {verbose}

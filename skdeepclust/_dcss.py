@@ -31,7 +31,7 @@ from skdeepclust._training import (
 from skdeepclust.base import BaseDeepClusterer
 from skdeepclust.losses import fuzzy_centers, fuzzy_memberships
 from skdeepclust.nn import ClusteringHead, xavier_init
-from skdeepclust.utils._docstrings import fill_doc
+from skdeepclust.utils._docstrings import AUTO_BATCH_TEXT, fill_doc
 
 __all__ = ["DCSS"]
 
@@ -205,7 +205,8 @@ class _Phase2Net(UnsupervisedNet):
 # ------------------------------------------------------------------ estimator
 
 
-@fill_doc(embedding_dim_default=10, hidden_default="(500, 500, 2000)", batch_size_default=256,
+@fill_doc(n_init_default=10, embedding_dim_default=10, hidden_default="(500, 500, 2000)",
+          batch_size_auto_default=AUTO_BATCH_TEXT,
           pretrain_epochs_default=30, max_epochs_default=3)
 class DCSS(BaseDeepClusterer):
     """Deep clustering with self-supervision using pairwise similarities (DCSS).
@@ -267,11 +268,10 @@ class DCSS(BaseDeepClusterer):
         MNet's hidden widths (each ``Linear -> BatchNorm1d -> ReLU``; may be
         empty).
     {batch_size}
-        Pairs need batches much larger than ``n_clusters``. On small data
-        every epoch still makes at least 30 updates: pretraining and phase 1
-        use batches of ``max(32, ceil(n_samples / 30))`` rows when that is
-        smaller, and each u-space epoch of phase 2 passes over the data
-        ``ceil(30 / batches)`` times (Notes).
+        In phase 2 ``"auto"`` is 256 rows at any size: pairs need batches
+        much larger than ``n_clusters``, so on small data each warm-up and
+        u-space epoch passes over the data ``ceil(30 / batches)`` times
+        instead (Notes).
     lr : float, default=1e-5
         Adam learning rate of the autoencoder in phase 1 and of the encoder
         in phase 2 (the paper's value). Larger values speed phase 1 up but
@@ -311,8 +311,8 @@ class DCSS(BaseDeepClusterer):
         ``zeta <= 2/3``: similar pairs could then disagree on their label).
     gamma : float, default=0.2
         Dissimilarity threshold (warns when ``gamma >= zeta ** 2``).
-    n_init : int, default=10
-        k-means restarts for the initial centres.
+    {n_init}
+        k-means gives the initial centres, on the pretrained codes.
     {device}
     {random_state}
     {verbose}

@@ -237,7 +237,10 @@ class _Stream:
 
 # ----------------------------------------------------------------------------- estimator
 
-@fill_doc(embedding_dim_default=64, hidden_default="(256,)", batch_size_default=64,
+@fill_doc(n_init_default=10, embedding_dim_default=64, hidden_default="(256,)",
+          batch_size_auto_default=("64 rows at any size: the CDR prototypes need\n"
+                                   "    many rows per batch, so small data gets more passes\n"
+                                   "    per epoch (``min_steps``) rather than smaller batches."),
           max_epochs_default=60)
 class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     r"""Positive instance proximity + cluster dispersion regularizer (PIPCDR).
@@ -338,8 +341,9 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         defaults) 0.1 gave mean ACC 0.877 and 0.03 gave 0.890; with a
         ``(256, 256)`` backbone and no neighbour views, 0.1 let the k-means
         pseudo-labels lock in a poor partition for 2 seeds of 5.
-    n_init : int, default=10
-        k-means++ restarts of each spherical k-means.
+    {n_init}
+        Every refresh of the pseudo-labels and the final clustering are
+        spherical k-means (k-means++ seeding, cosine).
     n_neighbors : int, default=10
         Each view starts from a random point ``x + u (x_j - x)``,
         ``u ~ U(0, 1)``, between the row ``x`` and one of its

@@ -28,7 +28,7 @@ from skdeepclust._training import (
 from skdeepclust.augment import AUGMENTATION_NAMES, make_augmentation
 from skdeepclust.base import BaseDeepClusterer
 from skdeepclust.nn import MLP, MLPAutoencoder
-from skdeepclust.utils._docstrings import fill_doc
+from skdeepclust.utils._docstrings import AUTO_BATCH_TEXT, fill_doc
 
 __all__ = ["RDC"]
 
@@ -241,7 +241,9 @@ class _ProximityCriterion(nn.Module):
 # --------------------------------------------------------------------------- estimator
 
 
-@fill_doc(embedding_dim_default=10, hidden_default="(256, 256, 1024)", lr_default=1e-3)
+@fill_doc(n_init_default=20, embedding_dim_default=10, hidden_default="(256, 256, 1024)",
+          lr_default=1e-3,
+          batch_size_auto_default=AUTO_BATCH_TEXT)
 class RDC(BaseDeepClusterer):
     """R-DC: deep clustering by instance-level, then proximity-level self-supervision.
 
@@ -310,13 +312,8 @@ class RDC(BaseDeepClusterer):
     {embedding_dim}
     {hidden_layer_sizes}
         The critic has the encoder's shape.
-    batch_size : int or "auto", default="auto"
-        Rows per mini-batch in both phases (capped at the number of samples).
-        ``"auto"``: 256, or fewer rows on small data so that an epoch makes
-        at least 30 updates, but not below 32 rows (256 from 7,680 rows on,
-        60 for 1,797 rows, 32 below 960 rows; the package's shared rule,
-        also used by AutoencoderKMeans and DCSS), because both phases work
-        by many small steps.
+    {batch_size}
+        Both phases use it; they work by many small steps.
     {lr}
         Both phases and the critic.
     pretrain_epochs : int, default=30
@@ -351,19 +348,24 @@ class RDC(BaseDeepClusterer):
         in the number of core points"); otherwise it runs ``max_epochs``
         epochs.
     augmentation : {"noise", "corruption", "mask"}, callable or None, default=None
-        Augmentation of the training rows in both phases (see
-        :mod:`skdeepclust.augment`): ``"noise"`` adds Gaussian noise of
-        ``noise_scale`` times each feature's standard deviation;
-        ``"corruption"`` replaces a fraction ``corruption_rate`` of entries by
-        values of other rows; ``"mask"`` zeroes that fraction; a callable
-        ``(x, generator) -> view``; None (the default) trains on the rows
-        as they are.
-    noise_scale : float, default=0.1
-        Noise scale of ``augmentation="noise"``.
+        Augmentation of the training rows in both phases, with the same
+        meaning in every estimator (:func:`skdeepclust.augment.make_augmentation`):
+        ``"corruption"`` replaces each entry with probability
+        ``corruption_rate`` by the same feature of a random training row,
+        ``"mask"`` sets it to 0 instead, and both then add Gaussian noise of
+        ``noise_scale`` standard deviations of each feature; ``"noise"`` adds
+        the noise only; a callable ``(x, generator) -> view`` is checked on
+        two rows before training; None (the default) trains on the rows as
+        they are.
     corruption_rate : float, default=0.3
-        Entry rate of ``"corruption"`` and ``"mask"``.
-    n_init : int, default=20
-        k-means runs on the final codes; the best inertia is kept.
+        Probability that an entry is corrupted (``"corruption"``) or masked
+        (``"mask"``).
+    noise_scale : float, default=0.1
+        Gaussian noise of the named augmentations, in standard deviations of
+        each feature (0: none; with ``corruption_rate`` also 0 the rows would
+        be unchanged, which is an error).
+    {n_init}
+        k-means clusters the final codes once.
     {device}
     {random_state}
     {verbose}

@@ -433,12 +433,22 @@ class ContinualClustererMixin:
     NumPy generator is carried across calls, so the same seed and chunks
     give the same result. ``n_steps_`` counts the calls. All ``n_clusters``
     ids stay in use across calls (a chunk may leave some empty), so
-    ``labels_`` of a chunk may skip ids, as with ``MiniBatchKMeans``. A
-    subclass whose ``fit`` also prepares continuation returns ``n_steps_``
-    and ``_partial_rng`` from ``_fit``; ``partial_fit`` then goes on from the
-    fitted state instead of starting over. Subclasses
-    implement ``_partial_fit(X, ctx, first_call)`` returning a dict of
-    fitted attributes, like ``_fit``.
+    ``labels_`` of a chunk may skip ids, as with ``MiniBatchKMeans``.
+
+    A call trains the fitted networks in place. It runs on a deep snapshot
+    of the estimator: when it fails (bad input, a diverging loss, an
+    interrupt) every attribute is put back as it was, the networks'
+    weights, optimiser states, buffers (queues) and the streaming state
+    included. The streaming state a subclass keeps across calls (running
+    moments, a reservoir of rows, centre counts: the pieces of
+    :mod:`skdeepclust._streaming`) lives in its fitted attributes, so the
+    snapshot covers it.
+
+    Subclasses implement ``_partial_fit(X, ctx, first_call)`` returning a
+    dict of fitted attributes, like ``_fit``. A subclass whose ``fit`` also
+    prepares continuation returns ``n_steps_`` and ``_partial_rng`` from
+    ``_fit``; ``partial_fit`` then goes on from the fitted state instead of
+    starting over.
     """
 
     def partial_fit(self, X, y=None):

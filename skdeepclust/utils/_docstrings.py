@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import textwrap
 
-__all__ = ["fill_doc", "SHARED_DOCS"]
+__all__ = ["fill_doc", "SHARED_DOCS", "AUTO_BATCH_TEXT"]
+
+#: ``batch_size="auto"`` of the autoencoder phases (the small-data rule).
+AUTO_BATCH_TEXT = (
+    "256 rows, or fewer on small data so that an\n"
+    "    epoch makes at least 30 updates, but not below 32 rows (256 from\n"
+    "    7,680 rows on, 60 for 1,797 rows)."
+)
 
 SHARED_DOCS = {
     "n_clusters": """n_clusters : int, default=8
@@ -18,14 +25,18 @@ SHARED_DOCS = {
     "hidden_layer_sizes": """hidden_layer_sizes : tuple of int, default={hidden_default}
     Widths of the encoder's hidden layers, as in ``MLPClassifier``; the
     decoder, where there is one, mirrors them.""",
-    "batch_size": """batch_size : int, default={batch_size_default}
-    Rows per mini-batch (capped at the number of samples).""",
+    "batch_size": """batch_size : int or "auto", default="auto"
+    Rows per update. An int is used as given in every phase (capped at the
+    number of samples). ``"auto"``: {batch_size_auto_default}""",
     "lr": """lr : float, default={lr_default}
     Learning rate of the Adam optimiser.""",
     "pretrain_epochs": """pretrain_epochs : int, default={pretrain_epochs_default}
     Epochs of autoencoder pretraining (reconstruction only).""",
     "max_epochs": """max_epochs : int, default={max_epochs_default}
     Epochs of the main clustering phase.""",
+    "n_init": """n_init : int, default={n_init_default}
+    Restarts of each k-means the method runs (as ``KMeans(n_init=...)``);
+    the run with the best inertia is kept.""",
     "device": """device : str or torch.device, default="auto"
     Where the networks train: ``"auto"`` takes CUDA when available, else
     the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``... are used as given.""",
