@@ -9,6 +9,7 @@ neighbour lists) is looked up per batch by index. Shuffles come from a seeded
 :class:`torch.Generator` that travels with the data set, never from the
 global random state.
 
+* ``_tools``: deliberate stops, batched inference, eval mode;
 * ``_net``: the net, its slicing iterator, running a phase, the small-data rule;
 * ``_callbacks``: guards, progress bars and scheduled refreshes of targets
   (neighbour graphs, k-means pseudo-labels);
@@ -28,15 +29,11 @@ from skdeepclust._training._net import (
     MIN_UPDATES_PER_EPOCH,
     IndexedTensorDataset,
     SliceIterator,
-    StopTraining,
     UnsupervisedNet,
-    batched_apply,
     continue_phase,
-    evaluating,
     loss_history,
     passes_for,
     small_data_batch_size,
-    stop_phase,
     train_phase,
 )
 from skdeepclust._training._nets import (
@@ -47,6 +44,7 @@ from skdeepclust._training._nets import (
     TeacherStudentNet,
     TwoViewNet,
 )
+from skdeepclust._training._tools import StopTraining, batched_apply, evaluating, stop_phase
 
 __all__ = [
     "IndexedTensorDataset",

@@ -9,6 +9,8 @@ import torch
 from skorch.callbacks import Callback
 from torch import nn
 
+from skdeepclust._streaming import changed_fraction
+from skdeepclust._training._tools import batched_apply, evaluating, stop_phase
 from skdeepclust.exceptions import TrainingDivergedError
 
 __all__ = [
@@ -154,8 +156,6 @@ class EmbeddingRefresh(EveryNEpochs):
         self.modules = list(modules)
 
     def _embed_and_refresh(self, net, epoch):
-        from skdeepclust._training._net import batched_apply, evaluating
-
         with evaluating(*self.modules):
             Z = batched_apply(self.embed, self.X).clone()
         self.refresh(net, epoch, Z)
@@ -264,9 +264,6 @@ class KMeansRefresh(EmbeddingRefresh):
         self.converged_ = False
 
     def refresh(self, net, epoch, Z):
-        from skdeepclust._streaming import changed_fraction
-        from skdeepclust._training._net import stop_phase
-
         labels = self.kmeans(Z)
         if self.labels_ is not None:
             self.label_change_.append(changed_fraction(self.labels_, labels, self.n_clusters))

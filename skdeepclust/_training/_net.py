@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 
 import torch
 from skorch import NeuralNet
@@ -12,17 +11,14 @@ from skorch.callbacks import Callback
 from torch import nn
 
 from skdeepclust._training._callbacks import NonFiniteLossGuard, ProgressBar
+from skdeepclust._training._tools import StopTraining
 
 __all__ = [
     "IndexedTensorDataset",
     "SliceIterator",
     "UnsupervisedNet",
-    "StopTraining",
-    "stop_phase",
     "train_phase",
     "continue_phase",
-    "batched_apply",
-    "evaluating",
     "loss_history",
     "small_data_batch_size",
     "passes_for",
@@ -127,21 +123,6 @@ class SliceIterator:
             stop = n if self.merge_singleton and b == n_batches - 1 else (b + 1) * self.batch_size
             idx = order[b * self.batch_size:stop]
             yield X[idx], idx
-
-
-class StopTraining(KeyboardInterrupt):
-    """Ends the current phase early, on purpose; raise it through :func:`stop_phase`.
-
-    It derives from ``KeyboardInterrupt`` because that is the signal skorch's
-    fit loop treats as "stop"; :func:`train_phase` lets only this subclass
-    end a phase quietly and re-raises every other interrupt.
-    """
-
-
-def stop_phase(net) -> None:
-    """End the running phase of ``net`` after the current callback (a deliberate early stop)."""
-    net.stopped_early_ = True
-    raise StopTraining
 
 
 class UnsupervisedNet(NeuralNet):
@@ -386,61 +367,6 @@ def continue_phase(net: UnsupervisedNet, X: torch.Tensor, epochs: int, *,
     remedy = getattr(net, "remedy_", _DEFAULT_REMEDY)
     return _run(net, X, generator, epochs, phase,
                 _phase_callbacks(phase, epochs, verbose, remedy, callbacks))
-
-
-@torch.inference_mode()
-def batched_apply(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
-                  batch_size: int = 4096) -> torch.Tensor:
-    """Apply ``fn`` to ``X`` in row batches under ``torch.inference_mode`` and concatenate.
-
-    Parameters
-    ----------
-    fn : callable
-        Maps a batch of rows to a tensor whose first dimension is the batch.
-    X : torch.Tensor of shape (n_samples, ...)
-        Input rows, on the device ``fn`` expects.
-    batch_size : int, default=4096
-        Rows per call.
-
-    Returns
-    -------
-    out : torch.Tensor
-        ``fn`` applied to all rows, on the device ``fn`` returned.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skdeepclust._training import batched_apply
-    >>> batched_apply(lambda x: 2 * x, torch.ones(5, 1), batch_size=2).flatten().tolist()
-    [2.0, 2.0, 2.0, 2.0, 2.0]
-    """
-    outs = [fn(X[i:i + batch_size]) for i in range(0, X.shape[0], batch_size)]
-    return torch.cat(outs) if outs else fn(X[:0])
-
-
-@contextmanager
-def evaluating(*modules: nn.Module):
-    """Put ``modules`` in eval mode for the block, then back in the mode each had.
-
-    Examples
-    --------
-    >>> from torch import nn
-    >>> from skdeepclust._training import evaluating
-    >>> bn = nn.BatchNorm1d(2)
-    >>> with evaluating(bn):
-    ...     bn.training
-    False
-    >>> bn.training
-    True
-    """
-    modes = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, mode in zip(modules, modes):
-            m.train(mode)
 
 
 def loss_history(net) -> list[float]:

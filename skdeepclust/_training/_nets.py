@@ -14,7 +14,8 @@ import torch
 from skorch.utils import TeeGenerator
 from torch import nn
 
-from skdeepclust._training._net import UnsupervisedNet, batched_apply
+from skdeepclust._training._net import UnsupervisedNet
+from skdeepclust._training._tools import batched_apply
 from skdeepclust.losses import cluster_specific_loss, fuzzy_centers, fuzzy_memberships
 
 __all__ = [

@@ -1,0 +1,81 @@
+"""Small tools of the training layer: deliberate stops, batched inference, eval mode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+__all__ = ["StopTraining", "stop_phase", "batched_apply", "evaluating"]
+
+
+class StopTraining(KeyboardInterrupt):
+    """Ends the current phase early, on purpose; raise it through :func:`stop_phase`.
+
+    It derives from ``KeyboardInterrupt`` because that is the signal skorch's
+    fit loop treats as "stop"; :func:`train_phase` lets only this subclass
+    end a phase quietly and re-raises every other interrupt.
+    """
+
+
+def stop_phase(net) -> None:
+    """End the running phase of ``net`` after the current callback (a deliberate early stop)."""
+    net.stopped_early_ = True
+    raise StopTraining
+
+
+@torch.inference_mode()
+def batched_apply(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
+                  batch_size: int = 4096) -> torch.Tensor:
+    """Apply ``fn`` to ``X`` in row batches under ``torch.inference_mode`` and concatenate.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps a batch of rows to a tensor whose first dimension is the batch.
+    X : torch.Tensor of shape (n_samples, ...)
+        Input rows, on the device ``fn`` expects.
+    batch_size : int, default=4096
+        Rows per call.
+
+    Returns
+    -------
+    out : torch.Tensor
+        ``fn`` applied to all rows, on the device ``fn`` returned.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust._training import batched_apply
+    >>> batched_apply(lambda x: 2 * x, torch.ones(5, 1), batch_size=2).flatten().tolist()
+    [2.0, 2.0, 2.0, 2.0, 2.0]
+    """
+    outs = [fn(X[i:i + batch_size]) for i in range(0, X.shape[0], batch_size)]
+    return torch.cat(outs) if outs else fn(X[:0])
+
+
+@contextmanager
+def evaluating(*modules: nn.Module):
+    """Put ``modules`` in eval mode for the block, then back in the mode each had.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skdeepclust._training import evaluating
+    >>> bn = nn.BatchNorm1d(2)
+    >>> with evaluating(bn):
+    ...     bn.training
+    False
+    >>> bn.training
+    True
+    """
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
