@@ -502,7 +502,7 @@ class DCSS(BaseDeepClusterer):
         for term in ("reconstruction", "centering"):
             history[f"phase1_{term}"] = ([float(v) for v in phase1.history[:, term]]
                                          if len(phase1.history) else [])
-        fitted = {"fuzzy_centers_": centers.cpu().numpy()}
+        fitted = {"fuzzy_centers_": centers.cpu().numpy().copy()}
 
         if self.mnet_epochs == 0:  # DCSS_u: nearest phase-1 centre
             fitted.update(net_=phase1, cluster_centers_=fitted["fuzzy_centers_"])
@@ -518,7 +518,7 @@ class DCSS(BaseDeepClusterer):
                 warmup_epochs=self.mnet_warmup_epochs, u_space_epochs=self.u_space_epochs,
                 optimizer__param_groups=[("encoder.*", {"lr": self.lr})])
             history["phase2"] = loss_history(phase2)
-            fitted["fuzzy_centers_"] = phase2.criterion_.centers.cpu().numpy()
+            fitted["fuzzy_centers_"] = phase2.criterion_.centers.cpu().numpy().copy()
             module = phase2.module_
             U, q = embed(lambda xb: torch.cat(module(xb), dim=1), X, module).split(
                 [self.embedding_dim, self.n_clusters], dim=1)

@@ -685,8 +685,8 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
                          "cdr": parts[:, 2].tolist(), "z_norm": parts[:, 3].tolist(),
                          "label_change": list(refresh.label_change_)},
             "n_iter_": len(net.history),
-            "mean_": module.mean.cpu().numpy(),
-            "scale_": module.scale.cpu().numpy(),
+            "mean_": module.mean.detach().cpu().numpy().copy(),
+            "scale_": module.scale.detach().cpu().numpy().copy(),
             "n_steps_": 0,
             "_partial_rng": np.random.RandomState(ctx.sub_seed()),
             "_stream": stream,
@@ -754,8 +754,8 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
             "converged_": False,
             "history_": history,
             "n_iter_": getattr(self, "n_iter_", 0) + 1 if not first_call else 1,
-            "mean_": module.mean.cpu().numpy(),
-            "scale_": module.scale.cpu().numpy(),
+            "mean_": module.mean.detach().cpu().numpy().copy(),
+            "scale_": module.scale.detach().cpu().numpy().copy(),
             "_stream": stream,
         }
 
