@@ -202,21 +202,24 @@ class _PIPCDRNet(TwoViewNet):
         st.last_targets = (t, y_true)
         return loss
 
-    def train_step(self, batch, **fit_params):
+    # The schedule and the EMA are batch hooks around skorch's own train step.
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        super().on_batch_begin(net, batch=batch, training=training, **kwargs)
         st = self.state
-        lr, momentum, st.warm = st.schedule(st.step)
+        lr, self.momentum_, st.warm = st.schedule(st.step)
         for group in self.optimizer_.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        step = super().train_step(batch, **fit_params)
-        module = self.module_
-        module.update_target(momentum)
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        super().on_batch_end(net, batch=batch, training=training, **kwargs)
+        st, module = self.state, self.module_
+        module.update_target(self.momentum_)
         if len(module.queue):
             t, idx = st.last_targets
             labels = st.labels[idx]
             index = idx if st.mode == "fit" else torch.full_like(idx, -1)
             module.queue.push(t, torch.cat([labels, labels]), torch.cat([index, index]))
         st.step += 1
-        return step
 
     def on_epoch_end(self, net, **kwargs):
         super().on_epoch_end(net, **kwargs)
