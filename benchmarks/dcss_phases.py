@@ -35,14 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import load  # noqa: E402
 from quality import RESULTS_DIR, clustering_accuracy, environment, parse_overrides  # noqa: E402
 
+import skdeepclust._autoencoder as autoencoder  # noqa: E402
 import skdeepclust._dcss as dcss  # noqa: E402
 from skdeepclust import DCSS  # noqa: E402
+from skdeepclust._training import batched_apply  # noqa: E402
 
 
 def fit_with_trace(X, y, **params):
     """Fit DCSS and return ``(estimator, trace)`` with the ACC of each stage."""
     trace = {"phase2": [], "phase2_sizes": [], "phase2_median_max_q": []}
-    kmeans_class = dcss.KMeans
+    kmeans_class = autoencoder.KMeans
 
     class TracingKMeans(kmeans_class):
         def fit(self, U, *args, **kwargs):
@@ -53,8 +55,8 @@ def fit_with_trace(X, y, **params):
     begin, end = dcss._Phase2Net.on_epoch_begin, dcss._Phase2Net.on_epoch_end
 
     def on_epoch_begin(net, *args, dataset_train=None, **kwargs):
-        if len(net.history) == 0:  # before the first phase-2 update (skorch adds the row)
-            U = dcss.batched_apply(net.module_.encoder, dataset_train.X)
+        if net.epochs_completed_ == 0:  # before the first phase-2 update
+            U = batched_apply(net.module_.encoder, dataset_train.X)
             nearest = torch.cdist(U, net.criterion_.centers).argmin(dim=1)
             trace["phase1"] = clustering_accuracy(y, nearest.cpu().numpy())
         return begin(net, *args, dataset_train=dataset_train, **kwargs)
@@ -63,7 +65,7 @@ def fit_with_trace(X, y, **params):
         module = net.module_
         training = module.training
         module.eval()
-        q = dcss.batched_apply(lambda xb: module.mnet(module.encoder(xb)), dataset_train.X)
+        q = batched_apply(lambda xb: module.mnet(module.encoder(xb)), dataset_train.X)
         module.train(training)
         labels = q.argmax(dim=1)
         trace["phase2"].append(clustering_accuracy(y, labels.cpu().numpy()))
@@ -72,7 +74,7 @@ def fit_with_trace(X, y, **params):
         trace["phase2_median_max_q"].append(float(q.max(dim=1).values.median()))
         return end(net, *args, dataset_train=dataset_train, **kwargs)
 
-    with mock.patch.object(dcss, "KMeans", TracingKMeans), \
+    with mock.patch.object(autoencoder, "KMeans", TracingKMeans), \
             mock.patch.object(dcss._Phase2Net, "on_epoch_begin", on_epoch_begin), \
             mock.patch.object(dcss._Phase2Net, "on_epoch_end", on_epoch_end):
         est = DCSS(**params).fit(X)
