@@ -39,7 +39,7 @@ class AutoencoderKMeans(BaseDeepClusterer):
     {hidden_layer_sizes}
     {batch_size}
         On digits, batches of 256 gave 0.726 ACC and ``"auto"`` 0.808
-        (seeds 0-2; RDC's method page).
+        (seeds 0-2).
     {lr}
     {pretrain_epochs}
     {n_init}

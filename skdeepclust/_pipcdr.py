@@ -437,9 +437,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     row and one of its 10 nearest rows (``n_neighbors``), then 15 % of its
     entries are resampled from their marginals. A fit of 10,000 x 50
     standardised rows took 78 s (53 s of CPU) on 2 shared CPU cores. On
-    digits (seeds 0-2,
-    ``benchmarks/results/quality-small-pipcdr-aekm.json``) the defaults
-    reach ACC 0.883 (BYOL ablation 0.883, k-means 0.79, Ward 0.84,
+    digits (seeds 0-2) the defaults reach ACC 0.883 (BYOL ablation 0.883, k-means 0.79, Ward 0.84,
     AutoencoderKMeans 0.81; ~35 s per fit), where the paper-like settings
     (``(256, 256)`` backbone, 512-wide heads, 128-d embedding, batch 256,
     ``lr=0.05``, ``momentum=0.996``, 200 epochs with 10 of warm-up, k-means

@@ -411,45 +411,33 @@ class RDC(BaseDeepClusterer):
     n_iter_no_change=1``.
 
     **Defaults** serve a fit of 10,000 x 50 standardised rows in about two
-    minutes on 2 CPU cores (measured on ``make_blobs`` data, 10 centres, 2
-    threads: 47 s of CPU time, 79 s of wall time at a load average of 5.6 on
-    the shared host, phase 2 stopping after 14 epochs; 105 s of CPU time when
-    all 50 epochs run): 30 + at most 50 epochs of a
+    minutes on 2 CPU cores (47 s of CPU time when phase 2 stops after 14
+    epochs, 105 s when all 50 run): 30 + at most 50 epochs of a
     ``D-256-256-1024-10`` autoencoder (the paper's widths ``(500, 500,
     2000)`` cost about twice as much). They depart from the paper's setting
-    where measurements on scikit-learn's digits said so (3-6 seeds,
-    ``benchmarks/results/rdc-digits-sweep.txt``): a plain
-    autoencoder instead of ACAI (``adversarial_weight=0``: k-means ACC on the
-    phase-1 codes 0.77 against 0.72 with ``0.5``, whose critic can stall the
+    where scikit-learn's digits said so (3-6 seeds): a plain autoencoder
+    instead of ACAI (``adversarial_weight=0``: k-means ACC on the phase-1
+    codes 0.77 against 0.72 with ``0.5``, whose critic can stall the
     autoencoder near the mean row on short budgets, at 2.5 times the cost);
     no augmentation (noise of 10 % of the feature std was no better);
     ``batch_size="auto"`` (at least 30 steps per epoch: at batch 256 digits
     gets 7); and a patience of 10 refreshes for the stopping rule. Phase 2
-    gains within about 10 epochs and not after (seeds 0-5: k-means ACC of
-    the codes 0.78 after phase 1, 0.79-0.81 at every tenth epoch up to 90),
-    and on tiny data a long phase 2 can fragment the codes (iris, 150 rows:
-    0.9 after 5-15 epochs, 0.55 after 20-35 for 2 seeds of 3), so phase 2
-    stops once tau stops growing, as the paper says. Use ``StandardScaler``
-    in a pipeline; the estimator does not scale.
+    gains within about 10 epochs and not after, and on tiny data a long
+    phase 2 can fragment the codes (iris: 0.9 ACC after 5-15 epochs, 0.55
+    after 20-35 for 2 seeds of 3), so phase 2 stops once tau stops growing,
+    as the paper says. Use ``StandardScaler`` in a pipeline; the estimator
+    does not scale.
 
-    **Measured** (``benchmarks/results/quality-small-rdc-aekm.json``,
-    seeds 0-2, mean ACC; phase 1 alone and AutoencoderKMeans in brackets):
-    digits 0.777 (0.781, 0.808), iris 0.907 (0.822, 0.842), wine 0.929
-    (0.919, 0.948), breast cancer 0.915 (0.907, 0.896); KMeans 0.792 and
-    Ward 0.840 on digits (``quality-small-aekm-baselines.json``). On digits
-    single seeds vary by up to 0.1; over six seeds
-    (``quality-digits-rdc-6seeds.json``,
-    ``quality-digits-aekm-6seeds.json``): RDC 0.807 ± 0.053, phase 1
-    alone 0.771 ± 0.021, AutoencoderKMeans 0.788 ± 0.040. What holds digits
-    back is the global arrangement of the codes, neither their local
-    structure nor the final k-means: 96.8 % of each code's 10 nearest codes
-    show its digit, as many as in PIPCDR's embedding, yet k-means, Ward, a
-    Gaussian mixture, spectral clustering and equal-size k-means on RDC's
-    codes reach 0.77 to 0.85, against 0.87 to 0.89 on PIPCDR's
-    (``benchmarks/embedding.py``, method page). The paper's kind of
-    augmentation (one-pixel shifts of the 8 x 8 images) and the tabular ones
-    did not help either (``benchmarks/rdc_augmentations.py``: 0.72 to
-    0.79).
+    **Measured** (seeds 0-2, mean ACC; phase 1 alone and AutoencoderKMeans
+    in brackets): digits 0.777 (0.781, 0.808), iris 0.907 (0.822, 0.842),
+    wine 0.929 (0.919, 0.948), breast cancer 0.915 (0.907, 0.896); KMeans
+    0.792 and Ward 0.840 on digits. Over six seeds on digits: RDC 0.807 ±
+    0.053, phase 1 alone 0.771 ± 0.021, AutoencoderKMeans 0.788 ± 0.040.
+    What limits digits is the global arrangement of the codes, not their
+    local structure: 96.8 % of each code's 10 nearest codes show its digit,
+    as in PIPCDR's embedding, yet six clusterers on RDC's codes reach 0.77
+    to 0.85 against 0.87 to 0.89 on PIPCDR's. The method page gives the
+    commands and result files.
 
     **Reported results** (ACC %, single runs): FMNIST 66.6, CIFAR-10 60.1,
     PneumoniaMNIST 86.7, BloodMNIST 59.1, BreastMNIST 66.7, VesselMNIST3D 88.2;
