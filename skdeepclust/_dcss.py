@@ -169,7 +169,8 @@ class _Phase2Net(UnsupervisedNet):
     The warm-up and u-space epochs, whose pairs need large batches, follow the
     repeated-pass form of the small-data rule
     (:func:`~skdeepclust._training.passes_for`); q-space epochs make one pass.
-    A batch without any similar or dissimilar pair has a zero loss and gradient.
+    A batch without any similar or dissimilar pair has a zero loss and
+    gradient; it still makes an optimiser step (see the estimator's Notes).
     """
 
     merge_singleton = True  # MNet's BatchNorm cannot train on a batch of one row
@@ -324,8 +325,10 @@ class DCSS(BaseDeepClusterer):
         ``q``-weighted mean of the training embeddings (DCSS_u: the phase-1
         centres).
     fuzzy_centers_ : ndarray of shape (n_clusters, embedding_dim)
-        The phase-1 centres ``mu`` (not aligned with the labels of MNet,
-        whose outputs start in random order).
+        The phase-1 centres ``mu``, refreshed through the u-space epochs.
+        After the warm-up (``mnet_warmup_epochs >= 1``) MNet's output ``k``
+        starts as phase-1 cluster ``k``; without it MNet's outputs start in
+        random order and are not aligned with these centres.
     net_ : skdeepclust._training.UnsupervisedNet
         The last trained skorch net: phase 2 (``net_.module_.encoder`` and
         ``net_.module_.mnet``), or phase 1 (the autoencoder) when
@@ -386,7 +389,12 @@ class DCSS(BaseDeepClusterer):
     pair loss comes from the reference code; no checkpoint is selected with
     ground-truth labels, as the code does (the last epoch is the model);
     the MNet warm-up above; output units of MNet that receive no sample are
-    dropped (``n_clusters_``, with a warning).
+    dropped (``n_clusters_``, with a warning). A phase-2 batch with no
+    similar and no dissimilar pair (loss and gradient 0) still makes an Adam
+    step, whose momentum moves the weights, where the paper skips the step:
+    skipping would read a flag from the device at every batch, and such
+    batches do not occur once MNet's outputs are confident (the self-pair
+    ``q_i . q_i`` of a confident row is above ``zeta``).
 
     ``history_`` has the keys ``"pretrain"``, ``"phase1"`` (its two terms
     also under ``"phase1_reconstruction"`` and ``"phase1_centering"``) and
