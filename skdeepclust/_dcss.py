@@ -393,8 +393,9 @@ class DCSS(BaseDeepClusterer):
     similar and no dissimilar pair (loss and gradient 0) still makes an Adam
     step, whose momentum moves the weights, where the paper skips the step:
     skipping would read a flag from the device at every batch, and such
-    batches do not occur once MNet's outputs are confident (the self-pair
-    ``q_i . q_i`` of a confident row is above ``zeta``).
+    batches need every row of the batch to be ambiguous (the self-pair
+    ``p_i . p_i`` or ``q_i . q_i`` of a confidently assigned row is above
+    ``zeta``), which did not happen in any benchmarked fit.
 
     ``history_`` has the keys ``"pretrain"``, ``"phase1"`` (its two terms
     also under ``"phase1_reconstruction"`` and ``"phase1_centering"``) and
