@@ -395,7 +395,8 @@ class DCSS(BaseDeepClusterer):
     skipping would read a flag from the device at every batch, and such
     batches need every row of the batch to be ambiguous (the self-pair
     ``p_i . p_i`` or ``q_i . q_i`` of a confidently assigned row is above
-    ``zeta``), which did not happen in any benchmarked fit.
+    ``zeta``); on digits, iris, wine and breast cancer (seeds 0-2) the fits
+    are bit-identical with and without the skip.
 
     ``history_`` has the keys ``"pretrain"``, ``"phase1"`` (its two terms
     also under ``"phase1_reconstruction"`` and ``"phase1_centering"``) and
