@@ -685,7 +685,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
             "history_": {"train": parts[:, 0].tolist(), "pip": parts[:, 1].tolist(),
                          "cdr": parts[:, 2].tolist(), "z_norm": parts[:, 3].tolist(),
                          "label_change": list(refresh.label_change_)},
-            "n_iter_": len(net.history),
+            "n_iter_": net.epochs_completed_,
             "mean_": module.mean.detach().cpu().numpy().copy(),
             "scale_": module.scale.detach().cpu().numpy().copy(),
             "n_steps_": 0,

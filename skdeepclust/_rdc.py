@@ -632,7 +632,7 @@ class RDC(BaseDeepClusterer):
         finally:
             # The targets are fit-time state: keep them out of the fitted net (and its pickle).
             criterion.core = criterion.sigma = criterion.decode = None
-        proximity = [float(v) for v in net.history[:, "train_loss"]] if len(net.history) else []
+        proximity = loss_history(net)
         if epochs > 0:
             if record["core_fraction"] and max(record["core_fraction"]) == 0:
                 warnings.warn(

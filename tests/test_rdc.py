@@ -1,4 +1,10 @@
-"""R-DC: losses and neighbourhood rules on hand-worked values; the estimator on known data."""
+"""R-DC: losses and neighbourhood rules on hand-worked values; the estimator on known data.
+
+Each mechanism the docstring names (ACAI's critic and adversarial term, augmentation in both
+phases, the neighbour refresh and its interval, core points and reliable neighbours, the
+proximity loss and its weight, the stopping rule, duplicate rows, the final k-means) has a
+test here that fails when it is switched off.
+"""
 
 import numpy as np
 import pytest
@@ -8,6 +14,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+import skdeepclust._rdc as rdc_module
 from skdeepclust import RDC
 from skdeepclust._rdc import (
     _ACAICriterion,
@@ -59,10 +66,15 @@ def test_acai_criterion_builds_the_critic_inputs_by_hand():
         "phi": torch.tensor([0.4, 0.3]),
         "eta": torch.tensor([[0.5], [0.25]]),
     }
+    y_pred["x_interp"].requires_grad_(True)
     crit = _ACAICriterion(adversarial_weight=0.5)
     # interpolants: c = (0.4, 0.1) vs phi (0.4, 0.3) -> 0.02;
     # mixes eta * x: c = (0.5, 0.25) -> 0.15625
-    assert float(crit.critic_loss(y_pred, None, None, critic)) == pytest.approx(0.17625)
+    critic_loss = crit.critic_loss(y_pred, None, None, critic)
+    assert float(critic_loss) == pytest.approx(0.17625)
+    # The critic's loss trains the critic only: interpolants and reconstruction are detached
+    # (this critic has no parameters, so nothing in the loss needs a gradient).
+    assert not critic_loss.requires_grad
     # AE side: reconstruction (1 + 0 + 0 + 1) / 4 = 0.5, adversarial 0.5 * (0.16 + 0.01) / 2
     assert float(crit(y_pred, None, None, critic).detach()) == pytest.approx(0.5 + 0.0425)
 
@@ -85,6 +97,26 @@ def test_interpolants_mix_each_code_with_the_reversed_batch():
     torch.testing.assert_close(out["x_interp"], expected)
     assert bool(((out["phi"] >= 0) & (out["phi"] <= 0.5)).all())
     assert bool(((out["eta"] >= 0) & (out["eta"] <= 0.5)).all())
+
+
+def test_views_augment_only_while_training_and_feed_the_view_to_the_autoencoder():
+    ae = _identity_autoencoder()
+    with torch.no_grad():
+        ae.decoder[0].weight.mul_(0.5)  # x_hat = z / 2, to tell x, z, x_hat apart
+    views = _Views(ae, interpolate=True).train()
+    views.augment = lambda x, g: x + 10.0
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    out = views(x)
+    torch.testing.assert_close(out["x"], x + 10)  # the target is the view
+    torch.testing.assert_close(out["z"], x + 10)
+    torch.testing.assert_close(out["x_hat"], (x + 10) / 2)
+    views.eval()
+    out = views(x)  # inference: the rows themselves, no interpolants
+    torch.testing.assert_close(out["z"], x)
+    assert set(out) == {"x", "z", "x_hat"}
+    views.train()
+    views.augment = None
+    torch.testing.assert_close(views(x)["z"], x)
 
 
 def test_adversarial_net_trains_the_critic_only_through_its_own_loss():
@@ -172,7 +204,7 @@ def test_proximity_criterion_decodes_sigma_with_the_current_decoder_without_grad
     # ||z - sigma||^2 = ||(1, 0) - (0, 2)||^2 = 5. Row 1 is border: ||x - x_hat||^2 = 2.
     loss = crit(y_pred, torch.tensor([2, 1]), None)
     expected = ((36.0 + 5.0) + 2.0) / 2
-    assert float(loss) == pytest.approx(expected)
+    assert float(loss.detach()) == pytest.approx(expected)
     loss.backward()
     assert scale.grad is None
 
@@ -269,3 +301,197 @@ def test_acai_phase_1_trains_a_critic_when_asked():
     # The default (adversarial_weight=0) trains no critic.
     assert "pretrain_critic" not in RDC(n_clusters=2, embedding_dim=2, pretrain_epochs=1,
                                         max_epochs=0, **TINY).fit(X).history_
+
+
+# ------------------------------------------------------------ estimator: each mechanism
+
+
+def _blobs(n=64, seed=0):
+    X, _ = make_blobs(n_samples=n, centers=3, n_features=4, random_state=seed)
+    return StandardScaler().fit_transform(X).astype(np.float32)
+
+
+SMALL = dict(n_clusters=3, hidden_layer_sizes=(8,), embedding_dim=2, batch_size=32, n_init=2,
+             random_state=0)
+
+
+def test_augmentation_runs_in_every_training_batch_of_both_phases_and_nowhere_else():
+    X = _blobs(64)
+    calls = []
+
+    def shift(x, g):
+        calls.append((x.shape[0], torch.is_grad_enabled()))
+        return x + 0.01 * torch.randn(x.shape, generator=g)
+
+    est = RDC(pretrain_epochs=1, max_epochs=3, n_iter_no_change=100, augmentation=shift,
+              **SMALL).fit(X)
+    # 1 contract check on 2 rows, then 2 batches of 32 rows per epoch: 1 + 3 epochs
+    assert calls[0] == (2, True)
+    assert calls[1:] == [(32, True)] * (2 * 1 + 2 * 3)
+    n_calls = len(calls)
+    est.transform(X), est.predict(X), est.score(X)
+    assert len(calls) == n_calls  # inference never augments
+    assert est.net_.module_.augment is None and est.net_.module_.generator is None
+
+
+def test_augmentation_changes_both_phases_and_gets_the_estimators_rates(monkeypatch):
+    X = _blobs(64)
+    plain = RDC(pretrain_epochs=2, max_epochs=2, n_iter_no_change=100, **SMALL).fit(X)
+    noisy = RDC(pretrain_epochs=2, max_epochs=2, n_iter_no_change=100, augmentation="noise",
+                noise_scale=0.5, **SMALL).fit(X)
+    assert not np.allclose(plain.history_["pretrain"], noisy.history_["pretrain"])
+    # Phase 2 alone, from the same initial autoencoder: the views change its losses too.
+    plain = RDC(pretrain_epochs=0, max_epochs=2, n_iter_no_change=100, **SMALL).fit(X)
+    noisy = RDC(pretrain_epochs=0, max_epochs=2, n_iter_no_change=100, augmentation="noise",
+                noise_scale=0.5, **SMALL).fit(X)
+    assert plain.history_["core_fraction"][0] == noisy.history_["core_fraction"][0]
+    assert not np.allclose(plain.history_["proximity"], noisy.history_["proximity"])
+    seen = {}
+    real = rdc_module.make_augmentation
+
+    def spy(spec, X, **kwargs):
+        seen.update(kwargs, spec=spec)
+        return real(spec, X, **kwargs)
+
+    monkeypatch.setattr(rdc_module, "make_augmentation", spy)
+    RDC(pretrain_epochs=1, max_epochs=0, augmentation="corruption", corruption_rate=0.25,
+        noise_scale=0.05, **SMALL).fit(X)
+    assert seen == {"spec": "corruption", "corruption_rate": 0.25, "noise_scale": 0.05}
+
+
+def test_the_adversarial_term_reaches_the_autoencoder():
+    # Same draws (interpolants, critic, shuffles) with a large weight or next to nothing:
+    # the autoencoders differ only through the critic's term in their loss (measured:
+    # 2e-3 at weight 50, below 1e-6 when the term is dropped).
+    X = _blobs(64)
+    params = dict(pretrain_epochs=2, max_epochs=0, **SMALL)
+    strong = RDC(adversarial_weight=50.0, **params).fit(X)
+    faint = RDC(adversarial_weight=1e-9, **params).fit(X)
+    assert "pretrain_critic" in faint.history_
+    assert np.abs(strong.transform(X) - faint.transform(X)).max() > 2e-4
+
+
+def test_neighbours_are_refreshed_every_interval_on_the_current_codes():
+    X = _blobs(64)
+    est = RDC(pretrain_epochs=1, max_epochs=5, neighbors_update_interval=2, n_iter_no_change=100,
+              **SMALL).fit(X)
+    assert len(est.history_["proximity"]) == 5
+    assert len(est.history_["core_fraction"]) == 3  # before epochs 1, 3 and 5
+    # the codes move between refreshes, and each refresh sees them
+    assert len(set(est.history_["median_nn_distance"])) == 3
+
+
+def test_core_threshold_and_neighbor_margin_reach_the_neighbourhood_rules():
+    X = _blobs(64)
+    params = dict(pretrain_epochs=1, max_epochs=1, n_neighbors=4, **SMALL)
+    every = RDC(core_threshold=0.0, neighbor_margin=1e6, **params).fit(X)
+    assert every.history_["core_fraction"] == [1.0]
+    assert every.history_["mean_reliable_neighbors"] == [4.0]
+    assert sorted(every.core_sample_indices_) == list(range(64))
+    nearest_only = RDC(core_threshold=0.0, neighbor_margin=0.0, **params).fit(X)
+    assert nearest_only.history_["mean_reliable_neighbors"] == [1.0]
+    with pytest.warns(UserWarning, match="No point ever became core"):
+        none = RDC(core_threshold=1.0, **params).fit(X)
+    assert none.core_fraction_ == 0.0 and none.core_sample_indices_.size == 0
+
+
+def test_latent_weight_reaches_the_proximity_loss():
+    X = _blobs(64)
+    params = dict(pretrain_epochs=1, max_epochs=2, core_threshold=0.0, n_iter_no_change=100,
+                  **SMALL)
+    off = RDC(latent_weight=0.0, **params).fit(X)
+    on = RDC(latent_weight=10.0, **params).fit(X)
+    assert off.history_["pretrain"] == on.history_["pretrain"]
+    assert off.history_["median_nn_distance"][0] == on.history_["median_nn_distance"][0]
+    # every point is core: the first epoch's loss grows by 10 * mean ||z - sigma||^2 > 0
+    assert on.history_["proximity"][0] > off.history_["proximity"][0] + 1e-3
+
+
+def _scripted_core_fractions(monkeypatch, taus):
+    """Make the k-th refresh find the first ``taus[k] * n`` distinct rows core."""
+    real = rdc_module.neighborhood_targets
+    taus = iter(taus)
+
+    def scripted(Z, distances, indices, core_threshold, neighbor_margin):
+        _, sigma, reliable = real(Z, distances, indices, core_threshold, neighbor_margin)
+        core = torch.arange(Z.shape[0]) < round(next(taus) * Z.shape[0])
+        return core, sigma, reliable
+
+    monkeypatch.setattr(rdc_module, "neighborhood_targets", scripted)
+
+
+@pytest.mark.parametrize("taus, tol, patience, n_refreshes", [
+    # (fractions of the 64 rows) gains of 2 and 3 rows stay within tol = 0.05 (3.2 rows):
+    # two refreshes without an increase
+    ([32 / 64, 34 / 64, 35 / 64, 58 / 64, 58 / 64, 58 / 64, 58 / 64, 58 / 64], 0.05, 2, 3),
+    # an increase resets the count
+    ([0.5, 0.5, 0.75, 0.75, 0.75, 0.75, 0.75, 0.75], 0.0, 2, 5),
+    # the paper's rule: stop at the first refresh without an increase
+    ([0.25, 0.5, 0.5, 0.75, 0.75, 0.75, 0.75, 0.75], 0.0, 1, 3),
+])
+def test_phase_2_stops_after_n_iter_no_change_refreshes_without_a_gain_above_tol(
+        monkeypatch, taus, tol, patience, n_refreshes):
+    _scripted_core_fractions(monkeypatch, taus)
+    X = _blobs(64)
+    est = RDC(pretrain_epochs=1, max_epochs=7, tol=tol, n_iter_no_change=patience,
+              **SMALL).fit(X)
+    assert est.history_["core_fraction"] == taus[:n_refreshes]
+    assert len(est.history_["proximity"]) == n_refreshes - 1
+    assert est.converged_ and est.core_fraction_ == taus[n_refreshes - 1]
+    assert len(est.core_sample_indices_) == round(taus[n_refreshes - 1] * 64)
+
+
+def test_phase_2_without_a_stall_runs_max_epochs(monkeypatch):
+    _scripted_core_fractions(monkeypatch, [0.25, 0.5, 0.75, 1.0])
+    est = RDC(pretrain_epochs=1, max_epochs=4, tol=0.0, n_iter_no_change=1, **SMALL).fit(_blobs())
+    assert len(est.history_["proximity"]) == 4 and not est.converged_
+
+
+def test_too_few_distinct_rows_skip_phase_2_with_a_warning():
+    X = np.repeat(_blobs(4), 10, axis=0)  # 4 distinct rows; n_neighbors=5 needs 6
+    with pytest.warns(UserWarning, match="skips phase 2: 4 distinct rows"):
+        est = RDC(pretrain_epochs=1, max_epochs=3, n_neighbors=5, **{**SMALL, "n_clusters": 2}
+                  ).fit(X)
+    assert est.history_["proximity"] == [] and est.history_["core_fraction"] == []
+    assert np.isnan(est.core_fraction_) and not est.converged_
+
+
+def test_final_kmeans_runs_on_the_final_codes_and_inertia_sums_over_rows(monkeypatch):
+    X = _blobs(64)
+    seen = {}
+    real = rdc_module.kmeans_on_codes
+
+    def spy(Z, n_clusters, **kwargs):
+        seen.update(kwargs, Z=Z.clone(), n_clusters=n_clusters)
+        return real(Z, n_clusters, **kwargs)
+
+    monkeypatch.setattr(rdc_module, "kmeans_on_codes", spy)
+    est = RDC(pretrain_epochs=2, max_epochs=2, n_iter_no_change=100, **SMALL).fit(X)
+    Z = est.transform(X)
+    np.testing.assert_allclose(seen["Z"].numpy(), Z, rtol=1e-5, atol=1e-6)
+    assert seen["n_clusters"] == 3 and seen["n_init"] == 2
+    d2 = ((Z[:, None, :] - est.cluster_centers_[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(est.labels_, d2.argmin(axis=1))
+    assert est.inertia_ == pytest.approx(d2.min(axis=1).sum(), rel=1e-5)
+    assert est.score(X) == pytest.approx(-est.inertia_, rel=1e-6)
+    assert est.score(X[:10]) == pytest.approx(-d2[:10].min(axis=1).sum(), rel=1e-5)
+
+
+def test_fitted_net_keeps_no_fit_time_targets():
+    est = RDC(pretrain_epochs=1, max_epochs=1, **SMALL).fit(_blobs())
+    crit = est.net_.criterion_
+    assert crit.core is None and crit.sigma is None and crit.decode is None
+
+
+def test_core_targets_are_decoded_by_the_decoder_being_trained(monkeypatch):
+    decoders = []
+
+    class Recording(rdc_module._ProximityCriterion):
+        def forward(self, y_pred, index, X):
+            decoders.append(self.decode)
+            return super().forward(y_pred, index, X)
+
+    monkeypatch.setattr(rdc_module, "_ProximityCriterion", Recording)
+    est = RDC(pretrain_epochs=1, max_epochs=1, **SMALL).fit(_blobs())
+    assert len(decoders) == 2
+    assert all(d is est.net_.module_.autoencoder.decoder for d in decoders)

@@ -370,8 +370,12 @@ def continue_phase(net: UnsupervisedNet, X: torch.Tensor, epochs: int, *,
 
 
 def loss_history(net) -> list[float]:
-    """Mean training loss of each epoch the net ran, as Python floats."""
-    return [float(v) for v in net.history[:, "train_loss"]] if len(net.history) else []
+    """Mean training loss of each epoch the net ran to its end, as Python floats.
+
+    An epoch that a callback stopped before its first batch (skorch had
+    already opened its history row) has no loss and is left out.
+    """
+    return [float(row["train_loss"]) for row in net.history if "train_loss" in row]
 
 
 def small_data_batch_size(n_samples: int, batch_size: int,
