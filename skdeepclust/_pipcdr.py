@@ -673,6 +673,9 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         net.state = net.make_views = None
         E = embed(module.embed, X, module)
         centers, labels, inertia = kmeans(E)
+        if len(module.queue):
+            # The final k-means numbers its clusters afresh; partial_fit labels by them.
+            module.queue.relabel(centers=centers)
         parts = np.asarray(state.epochs, dtype=float).reshape(-1, 4)
         stream = _Stream(moments=moments, reservoir=Reservoir(_RESERVOIR).sample_from(X, ctx.rng),
                          counts=torch.bincount(labels, minlength=self.n_clusters).float(),
