@@ -428,11 +428,11 @@ class RDC(BaseDeepClusterer):
     as the paper says. Use ``StandardScaler`` in a pipeline; the estimator
     does not scale.
 
-    **Measured** (seeds 0-2, mean ACC; phase 1 alone and AutoencoderKMeans
-    in brackets): digits 0.777 (0.781, 0.808), iris 0.907 (0.822, 0.842),
-    wine 0.929 (0.919, 0.948), breast cancer 0.915 (0.907, 0.896); KMeans
-    0.792 and Ward 0.840 on digits. Over six seeds on digits: RDC 0.807 ±
-    0.053, phase 1 alone 0.771 ± 0.021, AutoencoderKMeans 0.788 ± 0.040.
+    **Measured** at the defaults (seeds 0-2, mean ACC; AutoencoderKMeans in
+    brackets): digits 0.809 (0.809), iris 0.916 (0.844), wine 0.925
+    (0.944), breast cancer 0.886 (0.888); KMeans 0.792 and Ward 0.840 on
+    digits. Over six seeds on digits: RDC 0.807 ± 0.053, phase 1 alone
+    0.771 ± 0.021, AutoencoderKMeans 0.788 ± 0.040.
     What limits digits is the global arrangement of the codes, not their
     local structure: 96.8 % of each code's 10 nearest codes show its digit,
     as in PIPCDR's embedding, yet six clusterers on RDC's codes reach 0.77
