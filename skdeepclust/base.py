@@ -227,7 +227,11 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         state), by deep copy; ``fit`` builds new objects and needs only the
         shallow snapshot.
         """
-        saved = copy.deepcopy(vars(self)) if deep else dict(vars(self))
+        saved = dict(vars(self))
+        if deep:
+            # Parameters stay the caller's objects; only fitted state is copied.
+            params = set(self.get_params(deep=False))
+            saved = {k: v if k in params else copy.deepcopy(v) for k, v in saved.items()}
         try:
             yield
         except BaseException:

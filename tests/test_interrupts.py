@@ -183,3 +183,12 @@ def test_interrupted_first_partial_fit_leaves_nothing(blobs, interrupt):
     with pytest.raises(KeyboardInterrupt):
         est.partial_fit(blobs)
     assert vars(est).keys() == tiny_instance(PIPCDR, n_clusters=3).__dict__.keys()
+
+
+def test_failed_partial_fit_keeps_the_callers_parameter_objects(blobs, interrupt):
+    sizes = [8]  # a list: a deep copy would be another object
+    est = tiny_instance(PIPCDR, n_clusters=3, hidden_layer_sizes=sizes).partial_fit(blobs)
+    interrupt("PIPCDR partial_fit", "first")
+    with pytest.raises(KeyboardInterrupt):
+        est.partial_fit(blobs)
+    assert est.hidden_layer_sizes is sizes
