@@ -583,10 +583,6 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
                              f"max_epochs={self.max_epochs}.")
         if len(list(self.hidden_layer_sizes)) == 0:
             raise ValueError("hidden_layer_sizes must hold at least one width.")
-        aug = self.augmentation
-        if isinstance(aug, tuple) and (len(aug) != 2 or not all(callable(a) for a in aug)):
-            raise ValueError("augmentation as a tuple must be a pair of callables "
-                             f"(fn_a, fn_b), got {aug!r}.")
         if self.sigma > 0.1:
             warnings.warn(f"sigma={self.sigma} is large; the paper finds small values "
                           "(1e-3) best.", UserWarning, stacklevel=4)
