@@ -984,3 +984,15 @@ def test_partial_fit_contract(blobs):
             est.partial_fit(chunk)
         runs.append(est.predict(X))
     assert np.array_equal(runs[0], runs[1])
+
+
+def test_auto_batch_is_64_rows_at_any_size_and_fitted_moments_are_copies(blobs):
+    X, _ = blobs
+    est = PIPCDR(n_clusters=3, random_state=0, **{**SMALL, "batch_size": "auto"}).fit(X)
+    assert est.net_.batch_size == 64  # 300 rows: no shrinking, more passes instead
+    mean, scale = est.mean_, est.scale_
+    before = mean.copy(), scale.copy()
+    est.partial_fit(X[:50] + 10.0)  # moves the running moments held by the module
+    np.testing.assert_array_equal(mean, before[0])
+    np.testing.assert_array_equal(scale, before[1])
+    assert not np.array_equal(est.mean_, before[0])

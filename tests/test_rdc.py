@@ -495,3 +495,16 @@ def test_core_targets_are_decoded_by_the_decoder_being_trained(monkeypatch):
     est = RDC(pretrain_epochs=1, max_epochs=1, **SMALL).fit(_blobs())
     assert len(decoders) == 2
     assert all(d is est.net_.module_.autoencoder.decoder for d in decoders)
+
+
+def test_rdc_starts_from_the_fan_in_init_of_the_reference_code():
+    # Keras' VarianceScaling(1/3, fan_in, uniform): weights in +-1/sqrt(fan_in), zero biases
+    # (Xavier's bound for 64 -> 256 is 0.137, above 1/8).
+    X = np.random.RandomState(0).randn(40, 64).astype(np.float32)
+    est = RDC(n_clusters=2, hidden_layer_sizes=(256,), embedding_dim=2, pretrain_epochs=0,
+              max_epochs=0, n_init=1, random_state=0).fit(X)
+    first = est.net_.module_.autoencoder.encoder[0]
+    assert float(first.weight.abs().max()) <= 1 / 8
+    assert float(first.weight.abs().max()) > 0.12
+    assert all(float(m.bias.abs().max()) == 0.0 for m in est.net_.module_.modules()
+               if isinstance(m, nn.Linear))
