@@ -28,10 +28,9 @@ from skdeepclust._streaming import (
     recluster_stable_ids,
 )
 from skdeepclust._training import KMeansRefresh, TwoViewNet, continue_phase, passes_for
-from skdeepclust.augment import AUGMENTATION_NAMES, make_views
+from skdeepclust.augment import AUGMENTATION_NAMES, neighbor_views
 from skdeepclust.base import BaseDeepClusterer, ContinualClustererMixin
 from skdeepclust.losses import cdr_loss, pip_loss
-from skdeepclust.neighbors import kneighbors
 from skdeepclust.nn import MLP, FeatureQueue, OnlineTarget, cosine_momentum
 from skdeepclust.utils._docstrings import fill_doc
 
@@ -111,7 +110,7 @@ class _TrainState:
     def __init__(self, *, mode, views, labels, generator, step, est, steps_per_epoch,
                  ramp_steps=0):
         self.mode = mode
-        self.view_a, self.view_b = views
+        self.views = views
         self.labels = labels
         self.generator = generator
         self.step = step
@@ -121,25 +120,10 @@ class _TrainState:
         self.warm = False
         self.parts: list[torch.Tensor] = []
         self.epochs: list[list[float]] = []
-        self.data = None
-        self.neighbors = None
-
-    def anchor(self, x, idx):
-        """A random point between each row and one of its input-space neighbours."""
-        nbrs = self.neighbors
-        if nbrs is None:
-            return x
-        b, k = idx.shape[0], nbrs.shape[1]
-        pick = torch.randint(k, (b, 1), generator=self.generator, device=x.device)
-        other = self.data[nbrs[idx].gather(1, pick).squeeze(1)]
-        u = torch.rand((b, 1), generator=self.generator, device=x.device, dtype=x.dtype)
-        return x + u * (other - x)
 
     def make_views(self, x, idx):
-        """The two views of a batch, each drawn around a neighbour-interpolated anchor."""
-        xa = self.view_a(self.anchor(x, idx), self.generator)
-        xb = self.view_b(self.anchor(x, idx), self.generator)
-        return xa, xb
+        """The two views of a batch (:class:`~skdeepclust.augment.NeighborViews`)."""
+        return self.views(x, idx)
 
     def schedule(self, s):
         """(lr, EMA momentum, warm) at global step ``s``."""
@@ -588,18 +572,13 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
                           "(1e-3) best.", UserWarning, stacklevel=4)
 
     def _state(self, mode, Xs, views_from, labels, ctx, **kwargs):
-        """The training state of a fit or a call: views fitted on ``views_from``, neighbours."""
-        state = _TrainState(
-            mode=mode, labels=labels, generator=ctx.device_generator, est=self,
-            views=make_views(self.augmentation, views_from, corruption_rate=self.corruption_rate,
-                             noise_scale=self.noise_scale),
-            **kwargs)
-        n = Xs.shape[0]
-        if self.n_neighbors > 0 and n >= 2:
-            _, state.neighbors = kneighbors(Xs, min(self.n_neighbors, n - 1),
-                                            random_state=ctx.sub_seed())
-            state.data = Xs
-        return state
+        """The training state of a fit or a call: neighbour views fitted on ``views_from``."""
+        views = neighbor_views(self.augmentation, Xs, n_neighbors=self.n_neighbors,
+                               generator=ctx.device_generator, random_state=ctx.sub_seed,
+                               views_from=views_from, corruption_rate=self.corruption_rate,
+                               noise_scale=self.noise_scale)
+        return _TrainState(mode=mode, labels=labels, generator=ctx.device_generator,
+                           est=self, views=views, **kwargs)
 
     def _build(self, n_features, device):
         module = _PIPCDRModule(n_features, list(self.hidden_layer_sizes),

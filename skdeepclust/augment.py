@@ -21,6 +21,8 @@ __all__ = [
     "check_augmentation",
     "make_augmentation",
     "make_views",
+    "NeighborViews",
+    "neighbor_views",
     "AUGMENTATION_NAMES",
 ]
 
@@ -337,3 +339,108 @@ def make_views(spec, X: torch.Tensor, **kwargs):
         return tuple(make_augmentation(a, X, **kwargs) for a in spec)
     fn = make_augmentation(spec, X, **kwargs)
     return fn, fn
+
+
+class NeighborViews:
+    """Two views of a batch, each drawn around a point between a row and one of its neighbours.
+
+    For row ``x_i`` of the batch, each view first picks one of the row's
+    nearest rows ``x_j`` and a point ``x_i + u (x_j - x_i)``, ``u ~ U(0, 1)``
+    (a fresh pick per view), then applies its augmentation. Nearby rows thus
+    act as positives of each other; without neighbours the views start from
+    the row itself. Draws come from ``generator``, in the order anchor a,
+    view a, anchor b, view b.
+
+    Parameters
+    ----------
+    view_a, view_b : callable
+        Fitted augmentations ``(x, generator) -> view``.
+    generator : torch.Generator
+        Generator on the batch's device.
+    data : torch.Tensor of shape (n_samples, n_features), default=None
+        The rows the batch indices point into.
+    neighbors : torch.Tensor of shape (n_samples, k), default=None
+        Indices of each row's nearest other rows; None: no interpolation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.augment import NeighborViews
+    >>> data = torch.tensor([[0.0], [1.0]])
+    >>> views = NeighborViews(lambda x, g: x, lambda x, g: x, torch.Generator().manual_seed(0),
+    ...                       data=data, neighbors=torch.tensor([[1], [0]]))
+    >>> xa, xb = views(data, torch.arange(2))
+    >>> bool(((xa >= 0) & (xa <= 1)).all()), bool(torch.equal(xa, xb))
+    (True, False)
+    """
+
+    def __init__(self, view_a, view_b, generator, data=None, neighbors=None):
+        self.view_a = view_a
+        self.view_b = view_b
+        self.generator = generator
+        self.data = data
+        self.neighbors = neighbors
+
+    def anchor(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """A random point between each row and one of its neighbours."""
+        if self.neighbors is None:
+            return x
+        b, k = idx.shape[0], self.neighbors.shape[1]
+        pick = torch.randint(k, (b, 1), generator=self.generator, device=x.device)
+        other = self.data[self.neighbors[idx].gather(1, pick).squeeze(1)]
+        u = torch.rand((b, 1), generator=self.generator, device=x.device, dtype=x.dtype)
+        return x + u * (other - x)
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor):
+        xa = self.view_a(self.anchor(x, idx), self.generator)
+        xb = self.view_b(self.anchor(x, idx), self.generator)
+        return xa, xb
+
+
+def neighbor_views(augmentation, X: torch.Tensor, *, n_neighbors: int, generator,
+                   random_state: int, views_from: torch.Tensor | None = None, **kwargs):
+    """The :class:`NeighborViews` of an estimator's ``augmentation`` and ``n_neighbors``.
+
+    Parameters
+    ----------
+    augmentation : str, callable or pair of callables
+        As :func:`make_views`.
+    X : torch.Tensor of shape (n_samples, n_features)
+        The training rows (the batches index into them); their neighbours are
+        searched with :func:`skdeepclust.neighbors.kneighbors`.
+    n_neighbors : int
+        Neighbours per row; 0 gives views of the row itself.
+    generator : torch.Generator
+        Generator of the views, on ``X``'s device.
+    random_state : int or callable
+        Seed of an approximate neighbour search, or a function returning it,
+        called only when a search runs (so no seed is drawn without one).
+    views_from : torch.Tensor, default=None
+        Rows whose statistics the augmentations learn (``X`` when None).
+    **kwargs
+        ``corruption_rate`` and ``noise_scale``, as :func:`make_augmentation`.
+
+    Returns
+    -------
+    views : NeighborViews
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.augment import neighbor_views
+    >>> X = torch.randn(20, 3, generator=torch.Generator().manual_seed(0))
+    >>> views = neighbor_views("noise", X, n_neighbors=3, generator=torch.Generator(),
+    ...                        random_state=0)
+    >>> tuple(views.neighbors.shape)
+    (20, 3)
+    """
+    from skdeepclust.neighbors import kneighbors
+
+    view_a, view_b = make_views(augmentation, X if views_from is None else views_from, **kwargs)
+    views = NeighborViews(view_a, view_b, generator)
+    n = X.shape[0]
+    if n_neighbors > 0 and n >= 2:
+        seed = random_state() if callable(random_state) else random_state
+        _, views.neighbors = kneighbors(X, min(n_neighbors, n - 1), random_state=seed)
+        views.data = X
+    return views
