@@ -693,11 +693,12 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         R = stream.reservoir.add(X, ctx.rng).rows
         Xs, Rs = module.standardize(X), module.standardize(R)
         kmeans = self._kmeans(torch.Generator(ctx.device).manual_seed(ctx.sub_seed()))
+        E = embed(module.embed, X, module)
         if first_call:
-            centers = kmeans(embed(module.embed, X, module))[0]
+            centers = kmeans(E)[0]
         else:
             centers = torch.as_tensor(self._centers_all, device=X.device)
-        labels = (embed(module.embed, X, module) @ centers.T).argmax(dim=1)
+        labels = (E @ centers.T).argmax(dim=1)
         # ceil(m / batch_size) steps of equal size (<= batch_size, >= 2 rows for BatchNorm):
         # a chunk is seen once, so fewer than `steps` of its rows are left out.
         steps = max(1, min(-(-m // self._batch_size_value()), m // 2))

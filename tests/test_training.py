@@ -717,3 +717,15 @@ def test_a_phase_stopped_before_an_epoch_reports_only_the_epochs_it_ran(stop_bef
                       callbacks=[EveryNEpochs(stop, 1)])
     assert net.stopped_early_ and net.epochs_completed_ == expected
     assert len(loss_history(net)) == expected
+
+
+def test_embedding_refresh_hands_the_embedding_to_its_function():
+    seen = []
+    X = torch.arange(6.0).reshape(3, 2)
+    cb = EmbeddingRefresh(X, lambda x: 2 * x, lambda net, epoch, Z: seen.append((epoch, Z)),
+                          every=2)
+    _train(epochs=3, callbacks=[cb])
+    assert [epoch for epoch, _ in seen] == [1, 3]
+    assert all(torch.equal(Z, 2 * X) for _, Z in seen)
+    with pytest.raises(TypeError, match="needs fn"):
+        EmbeddingRefresh(X, lambda x: x)

@@ -131,8 +131,8 @@ class EmbeddingRefresh(EveryNEpochs):
 
     The embedding runs in eval mode (the ``modules`` go back to their mode
     afterwards), batched and without gradients, and is returned as a normal
-    tensor, so targets built from it may enter autograd. Subclasses
-    implement ``refresh(net, epoch, Z)``.
+    tensor, so targets built from it may enter autograd. ``fn(net, epoch, Z)``
+    receives it; subclasses override :meth:`refresh` instead.
 
     Parameters
     ----------
@@ -140,19 +140,26 @@ class EmbeddingRefresh(EveryNEpochs):
         Rows to embed (on the training device).
     embed : callable
         Maps a batch of rows to their embedding.
+    fn : callable, default=None
+        ``fn(net, epoch, Z)``; required unless a subclass overrides
+        :meth:`refresh`.
     every, at_start, first, last
         The schedule, as :class:`EveryNEpochs`.
     modules : iterable of torch.nn.Module, default=()
         Modules switched to eval mode during the embedding.
     """
 
-    def __init__(self, X: torch.Tensor, embed: Callable, *, every: int = 1,
-                 at_start: bool = True, first: int | None = None, last: int | None = None,
-                 modules: Iterable[nn.Module] = ()):
+    def __init__(self, X: torch.Tensor, embed: Callable, fn: Callable | None = None, *,
+                 every: int = 1, at_start: bool = True, first: int | None = None,
+                 last: int | None = None, modules: Iterable[nn.Module] = ()):
+        if fn is None and type(self).refresh is EmbeddingRefresh.refresh:
+            raise TypeError("EmbeddingRefresh needs fn(net, epoch, Z), or a subclass that "
+                            "overrides refresh.")
         super().__init__(self._embed_and_refresh, every, at_start=at_start, first=first,
                          last=last)
         self.X = X
         self.embed = embed
+        self.refresh_fn = fn
         self.modules = list(modules)
 
     def _embed_and_refresh(self, net, epoch):
@@ -160,8 +167,9 @@ class EmbeddingRefresh(EveryNEpochs):
             Z = batched_apply(self.embed, self.X).clone()
         self.refresh(net, epoch, Z)
 
-    def refresh(self, net, epoch, Z):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def refresh(self, net, epoch, Z):
+        """Hand the embedding to ``fn``."""
+        self.refresh_fn(net, epoch, Z)
 
 
 class NeighborRefresh(EmbeddingRefresh):

@@ -220,10 +220,17 @@ class ClusterSpecificNet(UnsupervisedNet):
         if len(networks) == 1:
             return networks[0].encoder(x)
         U = torch.stack([net.encoder(x) for net in networks])
-        index = torch.as_tensor([self._network_of(k)
-                                 for k in range(self.criterion_.centers.shape[0])],
-                                device=U.device)
-        return U[index].transpose(0, 1)
+        return U[self._cluster_index(U.device)].transpose(0, 1)
+
+    def _cluster_index(self, device):
+        # Built once (per device), not per batch: no host-to-device copy in the step.
+        cached = getattr(self, "cluster_index_", None)
+        if cached is None or cached.device != device:
+            n_clusters = self.criterion_.centers.shape[0]
+            cached = torch.as_tensor([self._network_of(k) for k in range(n_clusters)],
+                                     device=device)
+            self.cluster_index_ = cached
+        return cached
 
     def infer(self, x, **fit_params):
         return self.networks()[self._network_of(self.criterion_.k)](x, **fit_params)
