@@ -640,9 +640,18 @@ def test_warmup_keeps_separated_blobs_in_separate_outputs():
     # clusters, ARI 0.898); see the method page.
     X, y = make_blobs(n_samples=2000, centers=10, n_features=20, random_state=0)
     X = StandardScaler().fit_transform(X).astype(np.float32)
-    est = DCSS(n_clusters=10, hidden_layer_sizes=(64,), batch_size=200, pretrain_epochs=20,
-               max_epochs=1, mnet_epochs=6, random_state=1).fit(X)
-    assert est.n_clusters_ == 10
+    for seed in range(3):
+        est = DCSS(n_clusters=10, hidden_layer_sizes=(64,), batch_size=200, pretrain_epochs=20,
+                   max_epochs=1, mnet_epochs=6, random_state=seed).fit(X)
+        assert est.n_clusters_ == 10
+        assert adjusted_rand_score(y, est.labels_) >= 0.95
+
+
+def test_well_separated_blobs_are_found():
+    X, y = make_blobs(n_samples=600, centers=5, n_features=10, cluster_std=1.0,
+                      random_state=3)
+    est = DCSS(n_clusters=5, hidden_layer_sizes=(64, 64), embedding_dim=5, batch_size=100,
+               pretrain_epochs=15, max_epochs=3, mnet_epochs=10, random_state=0).fit(X)
     assert adjusted_rand_score(y, est.labels_) >= 0.95
 
 

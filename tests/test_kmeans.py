@@ -1,5 +1,6 @@
 """Spherical k-means: seeding, empty clusters, warm starts."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -24,3 +25,15 @@ def test_seeding_copes_with_rows_that_all_coincide():
     centers, labels, inertia = spherical_kmeans(Z, 2, generator=torch.Generator().manual_seed(0))
     assert torch.equal(centers, torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
     assert abs(inertia) < 1e-5 and labels.shape == (6,)
+
+
+def test_spherical_kmeans_warm_start_keeps_ids():
+    g = torch.Generator().manual_seed(0)
+    Z = torch.cat([torch.tensor([1.0, 0.0]) + 0.05 * torch.randn(20, 2, generator=g),
+                   torch.tensor([0.0, 1.0]) + 0.05 * torch.randn(20, 2, generator=g)])
+    init = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    centers, labels, inertia = spherical_kmeans(Z, 2, generator=g, init=init)
+    assert labels[:20].eq(1).all() and labels[20:].eq(0).all()
+    assert torch.allclose(centers.norm(dim=1), torch.ones(2))
+    cos = F.normalize(Z, dim=1) @ centers.T
+    assert inertia == pytest.approx(float((1 - cos.max(dim=1).values).sum()), abs=1e-5)
