@@ -6,6 +6,9 @@ steps exists here once.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
@@ -15,7 +18,77 @@ from skdeepclust._training import batched_apply, evaluating
 from skdeepclust.losses import ReconstructionCriterion
 from skdeepclust.nn import MLPAutoencoder, xavier_init
 
-__all__ = ["build_autoencoder", "fan_in_init", "pretrain_autoencoder", "embed", "kmeans_on_codes"]
+__all__ = ["auto_hidden_layer_sizes", "resolve_hidden_layer_sizes", "build_autoencoder",
+           "fan_in_init", "pretrain_autoencoder", "embed", "kmeans_on_codes"]
+
+#: The DEC / DCSS / R-DC papers' encoder widths, for images of several hundred pixels.
+PAPER_HIDDEN_LAYER_SIZES = (500, 500, 2000)
+
+
+def auto_hidden_layer_sizes(n_features: int) -> tuple[int, int, int]:
+    """Encoder widths of ``hidden_layer_sizes="auto"``: the papers' shape, scaled to the input.
+
+    ``(w, w, 4 w)`` with ``w`` the power of two at or above ``2 * n_features``,
+    clipped to ``[64, 500]``: the papers' ``(500, 500, 2000)`` from 250
+    features on (flattened images), ``(128, 128, 512)`` for 33 to 64
+    features, ``(64, 64, 256)`` for 32 features or fewer. A table of a few
+    dozen columns needs no 2,000-wide layer, and its cost grows with the
+    square of the width: on 1,000 x 20 rows the papers' widths take about
+    8 times as long per update.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width.
+
+    Returns
+    -------
+    hidden_layer_sizes : tuple of int
+
+    Examples
+    --------
+    >>> from skdeepclust._autoencoder import auto_hidden_layer_sizes
+    >>> auto_hidden_layer_sizes(8), auto_hidden_layer_sizes(50), auto_hidden_layer_sizes(784)
+    ((64, 64, 256), (128, 128, 512), (500, 500, 2000))
+    """
+    width = 1 << max(0, math.ceil(math.log2(2 * n_features)))
+    width = int(min(PAPER_HIDDEN_LAYER_SIZES[0], max(64, width)))
+    return (width, width, 4 * width)
+
+
+def resolve_hidden_layer_sizes(hidden_layer_sizes, n_features: int) -> tuple[int, ...]:
+    """``hidden_layer_sizes`` as a tuple of widths: ``"auto"`` resolved, a sequence checked.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : "auto" or sequence of int
+        The estimator's parameter.
+    n_features : int
+        Input width.
+
+    Returns
+    -------
+    hidden_layer_sizes : tuple of int
+
+    Raises
+    ------
+    ValueError
+        If a width is not a positive integer.
+
+    Examples
+    --------
+    >>> from skdeepclust._autoencoder import resolve_hidden_layer_sizes
+    >>> resolve_hidden_layer_sizes("auto", 4), resolve_hidden_layer_sizes([32, 8], 4)
+    ((64, 64, 256), (32, 8))
+    """
+    if isinstance(hidden_layer_sizes, str) and hidden_layer_sizes == "auto":
+        return auto_hidden_layer_sizes(n_features)
+    sizes = tuple(hidden_layer_sizes)
+    if not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1
+               for w in sizes):
+        raise ValueError("hidden_layer_sizes must be 'auto' or a sequence of positive integers, "
+                         f"got {hidden_layer_sizes!r}.")
+    return tuple(int(w) for w in sizes)
 
 
 def fan_in_init(module: nn.Module) -> nn.Module:
@@ -36,8 +109,9 @@ def build_autoencoder(n_features, hidden_layer_sizes, embedding_dim, *, init="xa
     ----------
     n_features : int
         Input width.
-    hidden_layer_sizes : sequence of int
-        Encoder widths (the decoder mirrors them).
+    hidden_layer_sizes : "auto" or sequence of int
+        Encoder widths (the decoder mirrors them); "auto": see
+        :func:`auto_hidden_layer_sizes`.
     embedding_dim : int
         Code width.
     init : {"xavier", "fan_in"}, default="xavier"
@@ -58,7 +132,8 @@ def build_autoencoder(n_features, hidden_layer_sizes, embedding_dim, *, init="xa
     >>> ae.encoder[0].in_features, ae.encoder[-1].out_features
     (6, 2)
     """
-    module = MLPAutoencoder(n_features, hidden_layer_sizes, embedding_dim)
+    module = MLPAutoencoder(n_features, resolve_hidden_layer_sizes(hidden_layer_sizes, n_features),
+                            embedding_dim)
     return xavier_init(module) if init == "xavier" else fan_in_init(module)
 
 

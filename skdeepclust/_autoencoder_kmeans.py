@@ -19,7 +19,7 @@ from skdeepclust.utils._docstrings import AUTO_BATCH_TEXT, fill_doc
 __all__ = ["AutoencoderKMeans"]
 
 
-@fill_doc(n_init_default=10, embedding_dim_default=10, hidden_default="(500, 500, 2000)",
+@fill_doc(n_init_default=10, embedding_dim_default=10, hidden_default='"auto"',
           lr_default=1e-3,
           pretrain_epochs_default=30, batch_size_auto_default=AUTO_BATCH_TEXT)
 class AutoencoderKMeans(BaseDeepClusterer):
@@ -83,7 +83,7 @@ class AutoencoderKMeans(BaseDeepClusterer):
         "n_init": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes=(500, 500, 2000),
+    def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes="auto",
                  batch_size="auto", lr=1e-3, pretrain_epochs=30, n_init=10, device="auto",
                  random_state=None, verbose=0):
         self.n_clusters = n_clusters

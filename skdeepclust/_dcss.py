@@ -19,6 +19,7 @@ from skdeepclust._autoencoder import (
     embed,
     kmeans_on_codes,
     pretrain_autoencoder,
+    resolve_hidden_layer_sizes,
 )
 from skdeepclust._training import (
     ClusterSpecificCriterion,
@@ -206,7 +207,7 @@ class _Phase2Net(UnsupervisedNet):
 # ------------------------------------------------------------------ estimator
 
 
-@fill_doc(n_init_default=10, embedding_dim_default=10, hidden_default="(500, 500, 2000)",
+@fill_doc(n_init_default=10, embedding_dim_default=10, hidden_default='"auto"',
           batch_size_auto_default=AUTO_BATCH_TEXT,
           pretrain_epochs_default=30, max_epochs_default=3)
 class DCSS(BaseDeepClusterer):
@@ -440,7 +441,7 @@ class DCSS(BaseDeepClusterer):
         "n_init": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes=(500, 500, 2000),
+    def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes="auto",
                  mnet_hidden_layer_sizes=(128, 128, 128), batch_size="auto", lr=1e-5, mnet_lr=1e-3,
                  pretrain_epochs=30, pretrain_lr=1e-3, max_epochs=3, mnet_epochs=20,
                  mnet_warmup_epochs=1, u_space_epochs=5, center_update_interval=2,
@@ -471,7 +472,7 @@ class DCSS(BaseDeepClusterer):
 
     def _check_params_vs_input(self, X):
         super()._check_params_vs_input(X)
-        if len(list(self.hidden_layer_sizes)) == 0:
+        if len(resolve_hidden_layer_sizes(self.hidden_layer_sizes, X.shape[1])) == 0:
             raise ValueError("hidden_layer_sizes must not be empty for DCSS.")
         sizes = list(self.mnet_hidden_layer_sizes)
         if not all(isinstance(h, Integral) and not isinstance(h, bool) and h >= 1

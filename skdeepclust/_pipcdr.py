@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from skdeepclust._autoencoder import embed
+from skdeepclust._autoencoder import embed, resolve_hidden_layer_sizes
 from skdeepclust._kmeans import spherical_kmeans
 from skdeepclust._streaming import (
     Reservoir,
@@ -565,7 +565,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         if self.warmup_epochs >= self.max_epochs:
             raise ValueError(f"warmup_epochs={self.warmup_epochs} should be < "
                              f"max_epochs={self.max_epochs}.")
-        if len(list(self.hidden_layer_sizes)) == 0:
+        if len(resolve_hidden_layer_sizes(self.hidden_layer_sizes, X.shape[1])) == 0:
             raise ValueError("hidden_layer_sizes must hold at least one width.")
         if self.sigma > 0.1:
             warnings.warn(f"sigma={self.sigma} is large; the paper finds small values "
@@ -581,8 +581,8 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
                            est=self, views=views, **kwargs)
 
     def _build(self, n_features, device):
-        module = _PIPCDRModule(n_features, list(self.hidden_layer_sizes),
-                               self.projector_hidden_dim, self.embedding_dim,
+        hidden = list(resolve_hidden_layer_sizes(self.hidden_layer_sizes, n_features))
+        module = _PIPCDRModule(n_features, hidden, self.projector_hidden_dim, self.embedding_dim,
                                self.predictor_hidden_dim, self.queue_size)
         return module.to(device)
 

@@ -17,6 +17,7 @@ from skdeepclust._autoencoder import (
     fan_in_init,
     kmeans_on_codes,
     pretrain_autoencoder,
+    resolve_hidden_layer_sizes,
 )
 from skdeepclust._training import (
     AdversarialNet,
@@ -241,7 +242,7 @@ class _ProximityCriterion(nn.Module):
 # --------------------------------------------------------------------------- estimator
 
 
-@fill_doc(n_init_default=20, embedding_dim_default=10, hidden_default="(256, 256, 1024)",
+@fill_doc(n_init_default=20, embedding_dim_default=10, hidden_default='"auto"',
           lr_default=1e-3,
           batch_size_auto_default=AUTO_BATCH_TEXT)
 class RDC(BaseDeepClusterer):
@@ -507,7 +508,7 @@ class RDC(BaseDeepClusterer):
         "n_init": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes=(256, 256, 1024),
+    def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes="auto",
                  batch_size="auto", lr=1e-3, pretrain_epochs=30, max_epochs=50,
                  adversarial_weight=0.0, n_neighbors=5, core_threshold=0.6,
                  neighbor_margin=0.6, latent_weight=1.0, neighbors_update_interval=1, tol=1e-4,
@@ -545,8 +546,9 @@ class RDC(BaseDeepClusterer):
         batch_size = ctx.batch_size(X.shape[0])
         ae = build_autoencoder(X.shape[1], self.hidden_layer_sizes, self.embedding_dim,
                                init="fan_in")
+        hidden = resolve_hidden_layer_sizes(self.hidden_layer_sizes, X.shape[1])
         history = {}
-        pre = self._phase1(ae, X, augment, ctx, batch_size)
+        pre = self._phase1(ae, X, augment, ctx, batch_size, hidden)
         history["pretrain"] = loss_history(pre)
         if self.adversarial_weight > 0 and len(pre.history):
             history["pretrain_critic"] = [float(v) for v in pre.history[:, "train_critic_loss"]]
@@ -562,11 +564,11 @@ class RDC(BaseDeepClusterer):
             **stats,
         }
 
-    def _phase1(self, ae, X, augment, ctx, batch_size):
+    def _phase1(self, ae, X, augment, ctx, batch_size, hidden):
         views = _Views(ae, interpolate=self.adversarial_weight > 0)
         kwargs = {}
         if self.adversarial_weight > 0:
-            critic = fan_in_init(_Critic(X.shape[1], self.hidden_layer_sizes,
+            critic = fan_in_init(_Critic(X.shape[1], hidden,
                                          self.embedding_dim))
             kwargs = {"net_class": AdversarialNet, "partner": critic}
         with _augmenting(views, augment, ctx.device_generator):

@@ -44,6 +44,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skdeepclust._autoencoder import resolve_hidden_layer_sizes
 from skdeepclust._training import batched_apply, small_data_batch_size, train_phase
 
 __all__ = ["BaseDeepClusterer", "ContinualClustererMixin", "FitContext"]
@@ -171,7 +172,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
     _parameter_constraints: dict = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": ["array-like", StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "device": [str, torch.device],
@@ -255,13 +256,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
             raise ValueError(
                 f"n_samples={n_samples} should be >= n_clusters={self.n_clusters}."
             )
-        sizes = list(self.hidden_layer_sizes)
-        if not all(isinstance(h, Integral) and not isinstance(h, bool) and h >= 1
-                   for h in sizes):
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers, got "
-                f"{self.hidden_layer_sizes!r}."
-            )
+        resolve_hidden_layer_sizes(self.hidden_layer_sizes, X.shape[1])
         _resolve_device(self.device)
 
     def _commit(self, fitted: dict, device: torch.device):

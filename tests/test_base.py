@@ -12,7 +12,7 @@ from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skdeepclust import PIPCDR, RDC, AutoencoderKMeans
+from skdeepclust import DCSS, PIPCDR, RDC, AutoencoderKMeans
 from skdeepclust.exceptions import TrainingDivergedError
 from skdeepclust.losses import ReconstructionCriterion
 from skdeepclust.utils import all_estimators
@@ -309,6 +309,29 @@ def test_verbose_one_shows_a_progress_bar_per_phase(capfd, blobs):
     out, err = capfd.readouterr()
     assert out == ""
     assert "pretrain" in err and "loss=" in err
+
+
+@pytest.mark.parametrize("n_features, widths", [(4, (64, 64, 256)), (50, (128, 128, 512)),
+                                                (300, (500, 500, 2000))])
+@pytest.mark.parametrize("cls", [AutoencoderKMeans, RDC, PIPCDR])
+def test_auto_widths_scale_with_the_input(cls, n_features, widths):
+    X = np.random.RandomState(0).randn(40, n_features).astype(np.float32)
+    est = tiny_instance(cls, n_clusters=2, hidden_layer_sizes="auto").fit(X)
+    linears = [m for m in est.net_.module_.modules() if isinstance(m, torch.nn.Linear)]
+    assert tuple(m.out_features for m in linears[:3]) == widths
+    assert linears[0].in_features == n_features
+
+
+@pytest.mark.parametrize("cls", [AutoencoderKMeans, RDC, DCSS])
+def test_autoencoders_default_to_auto_widths(cls):
+    assert cls().get_params()["hidden_layer_sizes"] == "auto"
+
+
+def test_adam_runs_the_multi_tensor_update(blobs):
+    # Same update as the per-tensor loop (bit for bit), with far less per-step overhead.
+    X, _ = blobs
+    est = tiny_instance(AutoencoderKMeans, n_clusters=3).fit(X)
+    assert est.net_.optimizer_.defaults["foreach"] is True
 
 
 def test_batch_size_larger_than_data_is_capped(blobs):

@@ -22,9 +22,13 @@ SHARED_DOCS = {
     The number of clusters to form.""",
     "embedding_dim": """embedding_dim : int, default={embedding_dim_default}
     Width of the learned embedding (the columns of :meth:`transform`).""",
-    "hidden_layer_sizes": """hidden_layer_sizes : tuple of int, default={hidden_default}
+    "hidden_layer_sizes": """hidden_layer_sizes : tuple of int or "auto", default={hidden_default}
     Widths of the encoder's hidden layers, as in ``MLPClassifier``; the
-    decoder, where there is one, mirrors them.""",
+    decoder, where there is one, mirrors them. ``"auto"``: the papers'
+    ``(500, 500, 2000)`` scaled to the input, ``(w, w, 4 w)`` with ``w``
+    the power of two at or above twice ``n_features``, between 64 and 500
+    (``(64, 64, 256)`` up to 32 features, ``(128, 128, 512)`` up to 64,
+    ``(500, 500, 2000)`` from 250 on).""",
     "batch_size": """batch_size : int or "auto", default="auto"
     Rows per update. An int is used as given in every phase (capped at the
     number of samples). ``"auto"``: {batch_size_auto_default}""",
