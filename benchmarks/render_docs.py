@@ -61,8 +61,8 @@ USE_IT_WHEN = {
                        "feature (full covariances); soft assignments.",
     "Ward": "A hierarchy of compact clusters on up to some 20,000 rows (its memory grows with "
             "the square of the rows).",
-    "SpectralClustering": "Clusters connected through nearest neighbours but not convex, on "
-                          "up to some 10,000 rows; no ``predict`` for new rows.",
+    "SpectralClustering": "Clusters connected through nearest neighbours but not convex; no "
+                          "``predict`` for new rows.",
 }
 METHOD_PAGES = {"AutoencoderKMeans": "autoencoder_kmeans", "DCSS": "dcss", "PIPCDR": "pipcdr",
                 "RDC": "rdc"}
