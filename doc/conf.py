@@ -38,7 +38,8 @@ extensions = [
 # No mapping: CI has no network beyond package registries, so nothing is fetched.
 intersphinx_mapping: dict = {}
 
-exclude_patterns = ["_build", "_api_*.rst"]
+# _generated/: tables written by benchmarks/render_docs.py, included by the pages.
+exclude_patterns = ["_build", "_api_*.rst", "_generated"]
 templates_path = ["_templates"]
 default_role = "literal"
 
@@ -47,7 +48,8 @@ default_role = "literal"
 autosummary_generate = sorted(
     str(p.relative_to(Path(__file__).parent))
     for p in Path(__file__).parent.rglob("*.rst")
-    if not {"_build", "_templates", "generated"} & set(p.parts) and not p.name.startswith("_api_")
+    if not {"_build", "_templates", "generated", "_generated"} & set(p.parts)
+    and not p.name.startswith("_api_")
 ) + ["_api_estimators.rst", "_api_modules.rst"]
 autodoc_typehints = "none"
 autodoc_default_options = {"member-order": "groupwise"}
