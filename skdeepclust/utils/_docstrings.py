@@ -39,7 +39,8 @@ SHARED_DOCS = {
     the run with the best inertia is kept.""",
     "device": """device : str or torch.device, default="auto"
     Where the networks train: ``"auto"`` takes CUDA when available, else
-    the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``... are used as given.""",
+    the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` are used as
+    given. A device this machine lacks raises a ``ValueError`` in ``fit``.""",
     "random_state": """random_state : int, RandomState instance or None, default=None
     Seeds weight initialisation, shuffles, augmentations and k-means. With
     an int, a fit on CPU repeats bit for bit; the caller's global NumPy,
