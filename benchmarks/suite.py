@@ -44,7 +44,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +69,7 @@ def table_names():
     return list(devsuite_rows()) + list(SKLEARN_TABLES)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_table(name):
     """``(X, y)``: standardised float32 features and integer classes ``0..k-1``."""
     from sklearn.preprocessing import StandardScaler
