@@ -2,6 +2,7 @@
 
 import pickle
 import random
+import re
 
 import numpy as np
 import pytest
@@ -341,6 +342,22 @@ def test_verbose_one_shows_a_progress_bar_per_phase(capfd, blobs):
     out, err = capfd.readouterr()
     assert out == ""
     assert "pretrain" in err and "loss=" in err
+
+
+@pytest.mark.parametrize("cls", ESTIMATOR_CLASSES, ids=lambda c: c.__name__)
+def test_verbose_above_one_shows_the_same_bars_as_one(cls, capfd, blobs):
+    # The shared docstring says so; a method printing more at 2 must say what.
+    X, _ = blobs
+    bars, other = {}, {}
+    for verbose in (1, 2):
+        tiny_instance(cls, n_clusters=3, verbose=verbose, random_state=0).fit(X)
+        out, err = capfd.readouterr()
+        assert out == ""
+        bars[verbose] = re.findall(r"(\w+): +100%\|", err)
+        other[verbose] = [part for part in re.split(r"[\r\n]+", err)
+                          if part.strip() and not re.search(r"\d+%\|", part)]
+    assert bars[1] and bars[2] == bars[1]
+    assert other[2] == other[1]
 
 
 def test_batch_size_larger_than_data_is_capped(blobs):

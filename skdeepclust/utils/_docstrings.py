@@ -46,8 +46,9 @@ SHARED_DOCS = {
     an int, a fit on CPU repeats bit for bit; the caller's global NumPy,
     torch and Python random states are never changed.""",
     "verbose": """verbose : int, default=0
-    0 prints nothing; 1 or more shows a progress bar per training phase
-    with the current loss.""",
+    0 prints nothing; 1 shows a progress bar per training phase, with the
+    current loss, on stderr (a widget in a notebook). Values above 1 show
+    the same as 1.""",
     "fitted_attributes": """labels_ : ndarray of shape (n_samples,), dtype=int64
     Cluster of each training sample, in ``0 .. k - 1`` with no unused id
     (``k <= n_clusters``; ``k < n_clusters`` only when a cluster ended
