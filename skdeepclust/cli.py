@@ -99,6 +99,15 @@ def _positive_int(text):
     return value
 
 
+def _delimiter(text):
+    """A one-character field separator; ``\\t`` (backslash, t) or ``tab`` stands for a tab."""
+    text = "\t" if text in ("\\t", "tab") else text
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character (or \\t for a tab), "
+                                         f"got {text!r}")
+    return text
+
+
 def _make_estimator(name, methods, *, n_clusters, seed, params):
     est = methods[name](n_clusters=n_clusters, random_state=seed)
     valid = est.get_params()
@@ -163,7 +172,9 @@ def read_numeric_csv(path, delimiter=","):
     CLIError
         On a missing or unreadable file, an empty file, rows of unequal
         length, or a cell that is not a finite number (naming its column and
-        line).
+        line). When the file reads as a single column whose text holds
+        another separator (``;``, a tab, ``|`` or ``,``), the message says
+        which ``--delimiter`` to pass.
 
     Examples
     --------
@@ -190,7 +201,34 @@ def read_numeric_csv(path, delimiter=","):
         raise CLIError(f"cannot read {path}: {exc}") from None
     if not rows:
         raise CLIError(f"{path} is empty.")
+    try:
+        return _parse_rows(rows, path)
+    except CLIError as exc:
+        hint = _delimiter_hint(rows, delimiter)
+        if hint is None:
+            raise
+        raise CLIError(f"{exc} {hint}") from None
 
+
+#: Separators that ``--delimiter`` hints at, in order of preference, with how to pass them.
+_OTHER_DELIMITERS = {";": "';'", "\t": "'\\t'", "|": "'|'", ",": "','"}
+
+
+def _delimiter_hint(rows, delimiter):
+    """Advice to pass ``--delimiter`` when every row is one cell holding another separator."""
+    sample = [cells for _, cells in rows[:20]]
+    if any(len(cells) != 1 for cells in sample):
+        return None
+    for other, quoted in _OTHER_DELIMITERS.items():
+        if other != delimiter and all(other in cells[0] for cells in sample):
+            what = "tabs" if other == "\t" else repr(other)
+            return (f"The file reads as a single column whose text contains {what}: "
+                    f"pass --delimiter {quoted}.")
+    return None
+
+
+def _parse_rows(rows, path):
+    """``(X, columns)`` from the non-blank ``(line number, cells)`` rows of ``path``."""
     first = rows[0][1]
     first_numeric = [_is_number(cell) for cell in first]
     has_header = not any(first_numeric) or (
@@ -435,7 +473,8 @@ def _build_parser():
     cluster.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
                          help="scale each column to zero mean and unit variance first "
                               "(default: on)")
-    cluster.add_argument("--delimiter", default=",", help="field separator (default: ',')")
+    cluster.add_argument("--delimiter", default=",", type=_delimiter,
+                         help="field separator, one character; '\\t' for a tab (default: ',')")
     cluster.add_argument("--param", type=_parse_param, action="append", default=[],
                          metavar="KEY=VALUE", help=param_help)
     cluster.set_defaults(func=_cmd_cluster)

@@ -112,6 +112,42 @@ def test_cluster_prints_fit_warnings_as_one_line_each(tmp_path, capsys):
     assert "Traceback" not in captured.err and "warnings.warn" not in captured.err
 
 
+@pytest.mark.parametrize("content, delimiter, hint", [
+    ("a;b\n1;2\n3;4\n", ",", "--delimiter ';'"),
+    ("1\t2\n3\t4\n", ",", "--delimiter '\\t'"),
+    ("1|2\n3|4\n", ",", "--delimiter '|'"),
+    ("1,2\n3,4\n", ";", "--delimiter ','"),
+    ("a;b\n", ",", "--delimiter ';'"),  # a header alone
+], ids=["semicolon", "tab", "pipe", "comma", "header only"])
+def test_a_single_column_holding_another_separator_hints_at_delimiter(content, delimiter, hint,
+                                                                      tmp_path, capsys):
+    path = tmp_path / "data.csv"
+    path.write_text(content)
+    assert main(["cluster", str(path), "--method", "KMeans", "--n-clusters", "2",
+                 "--delimiter", delimiter]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip().endswith(f"pass {hint}.")
+    if content.count("\n") > 1:  # the hint, followed, works
+        assert main(["cluster", str(path), "--method", "KMeans", "--n-clusters", "2",
+                     "--delimiter", hint.split()[1].strip("'")]) == 0
+        assert len(_read_labels(capsys.readouterr().out)) == 2
+
+
+def test_no_delimiter_hint_where_columns_were_found(tmp_path, capsys):
+    path = tmp_path / "data.csv"
+    path.write_text("1,x;y\n3,4\n")
+    assert main(["cluster", str(path), "--method", "KMeans", "--n-clusters", "2"]) == 2
+    assert "--delimiter" not in capsys.readouterr().err
+
+
+def test_delimiter_must_be_one_character(tmp_path, capsys):
+    path = tmp_path / "data.csv"
+    path.write_text("1,2\n3,4\n")
+    assert main(["cluster", str(path), "--method", "KMeans", "--n-clusters", "2",
+                 "--delimiter", ";;"]) == 2
+    assert "expected one character (or \\t for a tab), got ';;'" in capsys.readouterr().err
+
+
 def test_header_detection(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("x, 2020\n1,2\n\n3,4\n")
