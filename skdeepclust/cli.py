@@ -8,11 +8,13 @@ Also reachable as ``python -m skdeepclust``. Run ``skdeepclust --help`` (or
   table of ACC, NMI, ARI and seconds. New estimators join automatically
   (through :func:`skdeepclust.utils.all_estimators`).
 * ``cluster`` reads a numeric CSV file (a header row is detected),
-  standardises it, fits one estimator and writes one label per row.
+  standardises it, fits one estimator and writes one label per row. The
+  output file is checked before the fit (it must not be the input, and its
+  folder must exist and be writable) and written whole or not at all.
 
 Errors in the input (missing file, a non-numeric column, an unknown method,
-a bad number of clusters...) end with exit status 2 and a one-line message
-on stderr, without a traceback.
+a bad number of clusters, an output that cannot be written...) end with exit
+status 2 and a one-line message on stderr, without a traceback.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ import argparse
 import ast
 import csv
 import math
+import os
+import stat
 import sys
+import tempfile
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -388,11 +393,60 @@ def _cmd_demo(args):
 
 # ------------------------------------------------------------------ cluster
 
+def _output_target(out, source):
+    """The file ``--out`` names (links followed), once it is known that it can be written.
+
+    Checked before the fit, so that a long fit does not end in an error.
+    """
+    out_path = Path(out)
+    if out_path.is_dir():
+        raise CLIError(f"--out {out} is a folder; give a file name.")
+    source = Path(source)
+    if out_path.exists() and source.exists() and os.path.samefile(out_path, source):
+        raise CLIError(f"--out {out} is the input file {source}; the labels would "
+                       "overwrite the data. Give another file name.")
+    target = Path(os.path.realpath(out_path))
+    folder = target.parent
+    if not folder.is_dir():
+        raise CLIError(f"cannot write {out}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CLIError(f"cannot write {out}: the folder {folder} is not writable.")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise CLIError(f"cannot write {out}: the file is not writable.")
+    return target
+
+
+def _write_atomically(target, text):
+    """Write ``text`` to ``target`` whole or not at all.
+
+    The text goes to a temporary file in the same folder, which then replaces
+    ``target`` in one step: a failure leaves no partial file, and a previous
+    ``target`` stays as it was.
+    """
+    if target.exists():
+        mode = stat.S_IMODE(target.stat().st_mode)
+    else:
+        umask = os.umask(0)  # read it; there is no other way
+        os.umask(umask)
+        mode = 0o666 & ~umask  # what a plain open() would have given
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, mode)  # mkstemp makes it private
+        os.replace(tmp, target)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def _cmd_cluster(args):
     known = _known_methods()
     name = _resolve_method(args.method, known)
     est = _make_estimator(name, known, n_clusters=args.n_clusters, seed=args.seed,
                           params=dict(args.param))
+    target = None if args.out is None else _output_target(args.out, args.file)
     X, _ = read_numeric_csv(args.file, delimiter=args.delimiter)
     if X.shape[0] < args.n_clusters:
         raise CLIError(f"{args.file} has {X.shape[0]} data rows, fewer than "
@@ -410,11 +464,11 @@ def _cmd_cluster(args):
     for message in _messages(caught):
         print(f"skdeepclust cluster: warning: {message}", file=sys.stderr)
     text = "label\n" + "".join(f"{label}\n" for label in labels)
-    if args.out is None:
+    if target is None:
         sys.stdout.write(text)
     else:
         try:
-            Path(args.out).write_text(text)
+            _write_atomically(target, text)
         except OSError as exc:
             raise CLIError(f"cannot write {args.out}: {exc}") from None
     print(f"{name}: {X.shape[0]} rows x {X.shape[1]} features -> "
@@ -468,7 +522,9 @@ def _build_parser():
     cluster.add_argument("--method", required=True, metavar="NAME", help="estimator name")
     cluster.add_argument("--n-clusters", required=True, type=_positive_int, metavar="K",
                          help="number of clusters")
-    cluster.add_argument("--out", metavar="LABELS.csv", help="output file (default: stdout)")
+    cluster.add_argument("--out", metavar="LABELS.csv",
+                         help="output file, written once the fit is done (default: stdout); "
+                              "not the input file, and its folder must exist")
     cluster.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
     cluster.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
                          help="scale each column to zero mean and unit variance first "
