@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import warnings
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +139,29 @@ def _recording_warnings(record):
 def _messages(caught):
     """Distinct warning texts, in order."""
     return list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+
+
+@contextmanager
+def _showing_warnings(prefix):
+    """Print each distinct warning raised inside as one line on stderr, when it is raised.
+
+    A long fit's warnings then appear beside its progress bars, not after it ends.
+    """
+    from tqdm import tqdm
+
+    seen = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = f"{category.__name__}: {message}"
+        if text not in seen:
+            seen.add(text)
+            # tqdm.write keeps an active progress bar intact below the line.
+            tqdm.write(f"{prefix}warning: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():  # restores showwarning and the filters on exit
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield
 
 
 # ---------------------------------------------------------------------- csv
@@ -444,8 +467,11 @@ def _write_atomically(target, text):
 def _cmd_cluster(args):
     known = _known_methods()
     name = _resolve_method(args.method, known)
+    params = dict(args.param)
+    if args.verbose and "verbose" in known[name]().get_params():
+        params.setdefault("verbose", 1)  # a --param verbose=... wins
     est = _make_estimator(name, known, n_clusters=args.n_clusters, seed=args.seed,
-                          params=dict(args.param))
+                          params=params)
     target = None if args.out is None else _output_target(args.out, args.file)
     X, _ = read_numeric_csv(args.file, delimiter=args.delimiter)
     if X.shape[0] < args.n_clusters:
@@ -454,15 +480,18 @@ def _cmd_cluster(args):
     if args.standardize:
         X = StandardScaler().fit_transform(X)
     X = X.astype(np.float32)
+    if args.verbose:
+        print(f"{name}: fitting {X.shape[0]} rows x {X.shape[1]} features "
+              f"({'standardised' if args.standardize else 'as read'}) into "
+              f"{args.n_clusters} clusters", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    with _recording_warnings(True) as caught:
+    # stdout carries the labels: whatever an estimator prints (KMeans' verbose) goes to stderr.
+    with _showing_warnings("skdeepclust cluster: "), redirect_stdout(sys.stderr):
         try:
             labels = est.fit_predict(X)
         except ValueError as exc:  # parameter values (InvalidParameterError) and data checks
             raise CLIError(f"{name} could not fit {args.file}: {exc}") from None
     seconds = time.perf_counter() - start
-    for message in _messages(caught):
-        print(f"skdeepclust cluster: warning: {message}", file=sys.stderr)
     text = "label\n" + "".join(f"{label}\n" for label in labels)
     if target is None:
         sys.stdout.write(text)
@@ -531,6 +560,8 @@ def _build_parser():
                               "(default: on)")
     cluster.add_argument("--delimiter", default=",", type=_delimiter,
                          help="field separator, one character; '\\t' for a tab (default: ',')")
+    cluster.add_argument("-v", "--verbose", action="store_true",
+                         help="show progress on stderr (the estimator's verbose=1)")
     cluster.add_argument("--param", type=_parse_param, action="append", default=[],
                          metavar="KEY=VALUE", help=param_help)
     cluster.set_defaults(func=_cmd_cluster)

@@ -213,6 +213,46 @@ def test_out_through_a_symlink_writes_its_target_with_usual_permissions(tmp_path
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["labels.csv"]
 
 
+def test_verbose_shows_the_estimators_progress_on_stderr(tmp_path, blobs, capsys):
+    data = _write_csv(tmp_path / "data.csv", blobs[0])
+    args = ["cluster", data, "--method", "AutoencoderKMeans", "--n-clusters", "3",
+            *TINY_AE_ARGS]
+    assert main(args) == 0
+    quiet = capsys.readouterr()
+    assert main([*args, "-v"]) == 0
+    loud = capsys.readouterr()
+    assert "pretrain" not in quiet.err and "loss=" not in quiet.err
+    assert "pretrain" in loud.err and "loss=" in loud.err
+    assert "AutoencoderKMeans: fitting 30 rows x 3 features (standardised) into 3" in loud.err
+    np.testing.assert_array_equal(_read_labels(loud.out), _read_labels(quiet.out))
+
+
+def test_verbose_output_an_estimator_prints_stays_off_stdout(tmp_path, blobs, capsys):
+    data = _write_csv(tmp_path / "data.csv", blobs[0])
+    assert main(["cluster", data, "--method", "KMeans", "--n-clusters", "3", "--verbose"]) == 0
+    captured = capsys.readouterr()
+    assert len(_read_labels(captured.out)) == 30  # labels only
+    assert "Initialization complete" in captured.err  # KMeans(verbose=1) prints it
+
+
+class _SlowWarningKMeans(KMeans):
+    def fit(self, X, y=None, sample_weight=None):
+        warnings.warn("early news", UserWarning, stacklevel=2)
+        warnings.warn("early news", UserWarning, stacklevel=2)
+        print("FIT GOES ON", file=sys.stderr)
+        return super().fit(X, y, sample_weight)
+
+
+def test_fit_warnings_show_while_the_fit_runs(tmp_path, blobs, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_known_methods", lambda: {"Warner": _SlowWarningKMeans})
+    data = _write_csv(tmp_path / "data.csv", blobs[0])
+    assert main(["cluster", data, "--method", "Warner", "--n-clusters", "3"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    line = "skdeepclust cluster: warning: UserWarning: early news"
+    assert err.count(line) == 1
+    assert err.index(line) < err.index("FIT GOES ON")
+
+
 @pytest.mark.parametrize("content, delimiter, hint", [
     ("a;b\n1;2\n3;4\n", ",", "--delimiter ';'"),
     ("1\t2\n3\t4\n", ",", "--delimiter '\\t'"),
