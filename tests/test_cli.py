@@ -446,3 +446,13 @@ def test_demo_applies_its_overrides_under_the_users_parameters(monkeypatch):
     got = built["AutoencoderKMeans"]
     assert got["pretrain_epochs"] == 1 and got["hidden_layer_sizes"] == (16,)  # the demo's
     assert got["embedding_dim"] == 3  # the user's wins over the demo's 2
+
+
+def test_demo_over_budget_note_speaks_to_the_user_not_of_the_source(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_known_methods", lambda: {"KMeans": KMeans})
+    monkeypatch.setattr(cli, "DEMO_BUDGET_S", 0)
+    assert main(["demo", "--dataset", "iris"]) == 0
+    note = next(line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("note:"))
+    assert "--methods runs a subset" in note
+    assert "cli.py" not in note and "DEMO_PARAMS" not in note
