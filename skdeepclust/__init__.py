@@ -1,9 +1,19 @@
 """Deep clustering estimators that drop in where scikit-learn's KMeans stands."""
 
-from skdeepclust._autoencoder_kmeans import AutoencoderKMeans
-from skdeepclust._dcss import DCSS
-from skdeepclust._pipcdr import PIPCDR
-from skdeepclust._rdc import RDC
+import os as _os
+import sys as _sys
+
+# torch's OpenMP threads busy-wait between parallel regions unless told otherwise, which
+# slows a fit several times over when other processes share the cores. OpenMP reads the
+# variable once, when torch loads it: too late if torch is already imported, and a user's
+# own setting wins.
+if "torch" not in _sys.modules and "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+from skdeepclust._autoencoder_kmeans import AutoencoderKMeans  # noqa: E402
+from skdeepclust._dcss import DCSS  # noqa: E402
+from skdeepclust._pipcdr import PIPCDR  # noqa: E402
+from skdeepclust._rdc import RDC  # noqa: E402
 
 __version__ = "0.1.0"
 

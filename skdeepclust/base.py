@@ -61,6 +61,27 @@ def _seed_from(random_state) -> int:
     return int(random_state.randint(2**31 - 1))
 
 
+#: Device types the estimators train on, when this machine has them.
+_SUPPORTED_DEVICE_TYPES = ("cpu", "cuda", "mps")
+_DEVICE_NAMES = {"cuda": "CUDA", "mps": "MPS", "xpu": "XPU"}
+
+
+def _device_count(kind: str) -> int:
+    """How many devices of type ``kind`` torch can use on this machine (0 when none)."""
+    if kind == "cpu":
+        return 1
+    if kind == "mps":
+        return int(torch.backends.mps.is_available())
+    # torch.cuda, torch.xpu, torch.mtia... share this interface; types without a
+    # module (meta, hpu...) have no device here.
+    backend = getattr(torch, kind, None)
+    is_available = getattr(backend, "is_available", None)
+    if is_available is None or not is_available():
+        return 0
+    count = getattr(backend, "device_count", None)
+    return count() if count is not None else 1
+
+
 def _resolve_device(device) -> torch.device:
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -70,10 +91,17 @@ def _resolve_device(device) -> torch.device:
         raise ValueError(
             f"device={device!r} is not a torch device; use 'auto', 'cpu' or 'cuda[:index]'."
         ) from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for but CUDA is not available; "
-                         "use device='auto' or 'cpu'.")
-    if resolved.type not in ("cpu", "cuda", "mps"):
+    count = _device_count(resolved.type)
+    name = _DEVICE_NAMES.get(resolved.type, resolved.type.upper())
+    if count == 0:
+        raise ValueError(f"device={device!r} was asked for but {name} is not available on "
+                         "this machine; use device='auto' or 'cpu'.")
+    if resolved.type != "cpu" and resolved.index is not None and resolved.index >= count:
+        raise ValueError(
+            f"device={device!r} was asked for but this machine has {count} {name} "
+            f"device{'s' if count > 1 else ''} (index 0 to {count - 1}); use device='auto', "
+            f"'cpu' or '{resolved.type}'.")
+    if resolved.type not in _SUPPORTED_DEVICE_TYPES:
         raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu' or 'cuda'.")
     return resolved
 

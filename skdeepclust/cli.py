@@ -8,11 +8,13 @@ Also reachable as ``python -m skdeepclust``. Run ``skdeepclust --help`` (or
   table of ACC, NMI, ARI and seconds. New estimators join automatically
   (through :func:`skdeepclust.utils.all_estimators`).
 * ``cluster`` reads a numeric CSV file (a header row is detected),
-  standardises it, fits one estimator and writes one label per row.
+  standardises it, fits one estimator and writes one label per row. The
+  output file is checked before the fit (it must not be the input, and its
+  folder must exist and be writable) and written whole or not at all.
 
 Errors in the input (missing file, a non-numeric column, an unknown method,
-a bad number of clusters...) end with exit status 2 and a one-line message
-on stderr, without a traceback.
+a bad number of clusters, an output that cannot be written...) end with exit
+status 2 and a one-line message on stderr, without a traceback.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ import argparse
 import ast
 import csv
 import math
+import os
+import stat
 import sys
+import tempfile
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +104,15 @@ def _positive_int(text):
     return value
 
 
+def _delimiter(text):
+    """A one-character field separator; ``\\t`` (backslash, t) or ``tab`` stands for a tab."""
+    text = "\t" if text in ("\\t", "tab") else text
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character (or \\t for a tab), "
+                                         f"got {text!r}")
+    return text
+
+
 def _make_estimator(name, methods, *, n_clusters, seed, params):
     est = methods[name](n_clusters=n_clusters, random_state=seed)
     valid = est.get_params()
@@ -125,6 +139,29 @@ def _recording_warnings(record):
 def _messages(caught):
     """Distinct warning texts, in order."""
     return list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+
+
+@contextmanager
+def _showing_warnings(prefix):
+    """Print each distinct warning raised inside as one line on stderr, when it is raised.
+
+    A long fit's warnings then appear beside its progress bars, not after it ends.
+    """
+    from tqdm import tqdm
+
+    seen = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = f"{category.__name__}: {message}"
+        if text not in seen:
+            seen.add(text)
+            # tqdm.write keeps an active progress bar intact below the line.
+            tqdm.write(f"{prefix}warning: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():  # restores showwarning and the filters on exit
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield
 
 
 # ---------------------------------------------------------------------- csv
@@ -163,7 +200,9 @@ def read_numeric_csv(path, delimiter=","):
     CLIError
         On a missing or unreadable file, an empty file, rows of unequal
         length, or a cell that is not a finite number (naming its column and
-        line).
+        line). When the file reads as a single column whose text holds
+        another separator (``;``, a tab, ``|`` or ``,``), the message says
+        which ``--delimiter`` to pass.
 
     Examples
     --------
@@ -190,7 +229,34 @@ def read_numeric_csv(path, delimiter=","):
         raise CLIError(f"cannot read {path}: {exc}") from None
     if not rows:
         raise CLIError(f"{path} is empty.")
+    try:
+        return _parse_rows(rows, path)
+    except CLIError as exc:
+        hint = _delimiter_hint(rows, delimiter)
+        if hint is None:
+            raise
+        raise CLIError(f"{exc} {hint}") from None
 
+
+#: Separators that ``--delimiter`` hints at, in order of preference, with how to pass them.
+_OTHER_DELIMITERS = {";": "';'", "\t": "'\\t'", "|": "'|'", ",": "','"}
+
+
+def _delimiter_hint(rows, delimiter):
+    """Advice to pass ``--delimiter`` when every row is one cell holding another separator."""
+    sample = [cells for _, cells in rows[:20]]
+    if any(len(cells) != 1 for cells in sample):
+        return None
+    for other, quoted in _OTHER_DELIMITERS.items():
+        if other != delimiter and all(other in cells[0] for cells in sample):
+            what = "tabs" if other == "\t" else repr(other)
+            return (f"The file reads as a single column whose text contains {what}: "
+                    f"pass --delimiter {quoted}.")
+    return None
+
+
+def _parse_rows(rows, path):
+    """``(X, columns)`` from the non-blank ``(line number, cells)`` rows of ``path``."""
     first = rows[0][1]
     first_numeric = [_is_number(cell) for cell in first]
     has_header = not any(first_numeric) or (
@@ -341,20 +407,73 @@ def _cmd_demo(args):
     # On 2 free cores the wall time is at most the CPU time (all threads), so
     # the CPU time tells a busy machine from a demo that outgrew its budget.
     if args.methods is None and not params and total > DEMO_BUDGET_S:
-        advice = ("shrink DEMO_PARAMS in skdeepclust/cli.py" if cpu > DEMO_BUDGET_S
-                  else "its CPU time is within budget, so the machine is busy")
-        print(f"note: the demo took {total:.0f} s, over its {DEMO_BUDGET_S} s budget; {advice}.",
-              file=sys.stderr)
+        advice = ("--methods runs a subset, and --param max_epochs=... or "
+                  "--param pretrain_epochs=... shortens the fits" if cpu > DEMO_BUDGET_S
+                  else "its CPU time is within that, so other processes were sharing the cores")
+        print(f"note: the demo took {total:.0f} s, more than the {DEMO_BUDGET_S} s it usually "
+              f"takes on two idle cores; {advice}.", file=sys.stderr)
     return 1 if any(row["error"] for row in rows) else 0
 
 
 # ------------------------------------------------------------------ cluster
 
+def _output_target(out, source):
+    """The file ``--out`` names (links followed), once it is known that it can be written.
+
+    Checked before the fit, so that a long fit does not end in an error.
+    """
+    out_path = Path(out)
+    if out_path.is_dir():
+        raise CLIError(f"--out {out} is a folder; give a file name.")
+    source = Path(source)
+    if out_path.exists() and source.exists() and os.path.samefile(out_path, source):
+        raise CLIError(f"--out {out} is the input file {source}; the labels would "
+                       "overwrite the data. Give another file name.")
+    target = Path(os.path.realpath(out_path))
+    folder = target.parent
+    if not folder.is_dir():
+        raise CLIError(f"cannot write {out}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CLIError(f"cannot write {out}: the folder {folder} is not writable.")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise CLIError(f"cannot write {out}: the file is not writable.")
+    return target
+
+
+def _write_atomically(target, text):
+    """Write ``text`` to ``target`` whole or not at all.
+
+    The text goes to a temporary file in the same folder, which then replaces
+    ``target`` in one step: a failure leaves no partial file, and a previous
+    ``target`` stays as it was.
+    """
+    if target.exists():
+        mode = stat.S_IMODE(target.stat().st_mode)
+    else:
+        umask = os.umask(0)  # read it; there is no other way
+        os.umask(umask)
+        mode = 0o666 & ~umask  # what a plain open() would have given
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, mode)  # mkstemp makes it private
+        os.replace(tmp, target)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def _cmd_cluster(args):
     known = _known_methods()
     name = _resolve_method(args.method, known)
+    params = dict(args.param)
+    if args.verbose and "verbose" in known[name]().get_params():
+        params.setdefault("verbose", 1)  # a --param verbose=... wins
     est = _make_estimator(name, known, n_clusters=args.n_clusters, seed=args.seed,
-                          params=dict(args.param))
+                          params=params)
+    target = None if args.out is None else _output_target(args.out, args.file)
     X, _ = read_numeric_csv(args.file, delimiter=args.delimiter)
     if X.shape[0] < args.n_clusters:
         raise CLIError(f"{args.file} has {X.shape[0]} data rows, fewer than "
@@ -362,21 +481,24 @@ def _cmd_cluster(args):
     if args.standardize:
         X = StandardScaler().fit_transform(X)
     X = X.astype(np.float32)
+    if args.verbose:
+        print(f"{name}: fitting {X.shape[0]} rows x {X.shape[1]} features "
+              f"({'standardised' if args.standardize else 'as read'}) into "
+              f"{args.n_clusters} clusters", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    with _recording_warnings(True) as caught:
+    # stdout carries the labels: whatever an estimator prints (KMeans' verbose) goes to stderr.
+    with _showing_warnings("skdeepclust cluster: "), redirect_stdout(sys.stderr):
         try:
             labels = est.fit_predict(X)
         except ValueError as exc:  # parameter values (InvalidParameterError) and data checks
             raise CLIError(f"{name} could not fit {args.file}: {exc}") from None
     seconds = time.perf_counter() - start
-    for message in _messages(caught):
-        print(f"skdeepclust cluster: warning: {message}", file=sys.stderr)
     text = "label\n" + "".join(f"{label}\n" for label in labels)
-    if args.out is None:
+    if target is None:
         sys.stdout.write(text)
     else:
         try:
-            Path(args.out).write_text(text)
+            _write_atomically(target, text)
         except OSError as exc:
             raise CLIError(f"cannot write {args.out}: {exc}") from None
     print(f"{name}: {X.shape[0]} rows x {X.shape[1]} features -> "
@@ -430,12 +552,17 @@ def _build_parser():
     cluster.add_argument("--method", required=True, metavar="NAME", help="estimator name")
     cluster.add_argument("--n-clusters", required=True, type=_positive_int, metavar="K",
                          help="number of clusters")
-    cluster.add_argument("--out", metavar="LABELS.csv", help="output file (default: stdout)")
+    cluster.add_argument("--out", metavar="LABELS.csv",
+                         help="output file, written once the fit is done (default: stdout); "
+                              "not the input file, and its folder must exist")
     cluster.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
     cluster.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
                          help="scale each column to zero mean and unit variance first "
                               "(default: on)")
-    cluster.add_argument("--delimiter", default=",", help="field separator (default: ',')")
+    cluster.add_argument("--delimiter", default=",", type=_delimiter,
+                         help="field separator, one character; '\\t' for a tab (default: ',')")
+    cluster.add_argument("-v", "--verbose", action="store_true",
+                         help="show progress on stderr (the estimator's verbose=1)")
     cluster.add_argument("--param", type=_parse_param, action="append", default=[],
                          metavar="KEY=VALUE", help=param_help)
     cluster.set_defaults(func=_cmd_cluster)

@@ -4,7 +4,11 @@
 share of samples whose cluster maps to their class under the best one-to-one
 matching of clusters to classes (Hungarian method). The scorers plug into
 ``GridSearchCV(..., scoring=...)``: :data:`accuracy_scorer` needs labels,
-:func:`silhouette_scorer` and :func:`calinski_harabasz_scorer` do not.
+:func:`silhouette_scorer` and :func:`calinski_harabasz_scorer` do not. The
+label-free scorers measure the clusters where the clusterer saw the data:
+after the earlier steps of a pipeline (a ``StandardScaler``...), or, through
+:func:`make_silhouette_scorer` and :func:`make_calinski_harabasz_scorer`,
+in the clusterer's own embedding.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import calinski_harabasz_score, make_scorer, silhouette_score
 from sklearn.metrics import get_scorer as _sklearn_get_scorer
 from sklearn.metrics.cluster import contingency_matrix
+from sklearn.pipeline import Pipeline
 from sklearn.utils import check_array, check_consistent_length, column_or_1d
-from sklearn.utils._param_validation import validate_params
+from sklearn.utils._param_validation import StrOptions, validate_params
 from sklearn.utils.multiclass import type_of_target
 
 __all__ = [
@@ -25,6 +30,8 @@ __all__ = [
     "accuracy_scorer",
     "silhouette_scorer",
     "calinski_harabasz_scorer",
+    "make_silhouette_scorer",
+    "make_calinski_harabasz_scorer",
     "SCORERS",
     "get_scorer",
 ]
@@ -109,22 +116,68 @@ def clustering_accuracy(labels_true, labels_pred):
 accuracy_scorer = make_scorer(clustering_accuracy)
 
 
-def _predicted_labels(estimator, X):
-    labels = np.asarray(estimator.predict(X))
-    X = check_array(X, dtype=np.float64)
-    return X, labels
+def _clusterer_and_its_input(estimator, X):
+    """The final clusterer of ``estimator`` and the rows it sees when given ``X``."""
+    # A pipeline's clusterer was fitted on the output of the earlier steps (scaled,
+    # projected...): its clusters are measured there, not on the raw columns.
+    while isinstance(estimator, Pipeline):
+        if len(estimator) > 1:
+            X = estimator[:-1].transform(X)
+        estimator = estimator[-1]
+    return estimator, X
+
+
+def _labels_and_space(estimator, X, space):
+    """``(Z, labels)``: the rows in the scoring space, and the clusterer's labels."""
+    clusterer, X = _clusterer_and_its_input(estimator, X)
+    labels = np.asarray(clusterer.predict(X))
+    if space == "embedding":
+        if not hasattr(clusterer, "transform"):
+            raise ValueError(
+                f"space='embedding' needs a clusterer with transform; "
+                f"{type(clusterer).__name__} has none. Use space='input'."
+            )
+        X = clusterer.transform(X)
+    return check_array(X, dtype=np.float64), labels
 
 
 def _n_distinct(labels):
     return np.unique(labels).shape[0]
 
 
-def silhouette_scorer(estimator, X, y=None):
-    """Silhouette of ``estimator.predict(X)`` on ``X``, as a scorer that needs no labels.
+def _silhouette(estimator, X, space):
+    X, labels = _labels_and_space(estimator, X, space)
+    n_samples = X.shape[0]
+    if n_samples > SILHOUETTE_SAMPLE_SIZE:
+        # Our own seeded draw (not silhouette_score's sample_size) so the
+        # degenerate case is detected on the rows actually scored.
+        idx = np.random.RandomState(0).choice(n_samples, SILHOUETTE_SAMPLE_SIZE, replace=False)
+        X, labels = X[idx], labels[idx]
+    n_labels = _n_distinct(labels)
+    if not 2 <= n_labels <= X.shape[0] - 1:
+        return -1.0
+    return float(silhouette_score(X, labels))
 
-    The silhouette is computed in the input space, not in each estimator's
-    embedding, so fits with different embeddings (other ``embedding_dim``,
-    other networks, plain ``KMeans``) are compared on the same ground. Above
+
+def _calinski_harabasz(estimator, X, space):
+    X, labels = _labels_and_space(estimator, X, space)
+    n_labels = _n_distinct(labels)
+    if not 2 <= n_labels <= X.shape[0] - 1:
+        return 0.0
+    return float(calinski_harabasz_score(X, labels))
+
+
+def silhouette_scorer(estimator, X, y=None):
+    """Silhouette of the clusters ``estimator`` predicts for ``X``, needing no labels.
+
+    The silhouette is measured in the space the clusterer saw: ``X`` itself
+    for a bare clusterer; for a :class:`~sklearn.pipeline.Pipeline`, ``X``
+    passed through every step but the last (the scaled rows in
+    ``make_pipeline(StandardScaler(), clusterer)``), where the final step's
+    clusters were formed. It is not measured in each estimator's embedding,
+    so fits with different embeddings (other ``embedding_dim``, other
+    networks, plain ``KMeans``) are compared on the same ground; for the
+    embedding, see :func:`make_silhouette_scorer`. Above
     ``SILHOUETTE_SAMPLE_SIZE`` (3,000) rows, a seeded subsample of that size
     is scored (the exact silhouette costs O(n^2) time), so the score
     repeats from call to call.
@@ -132,7 +185,7 @@ def silhouette_scorer(estimator, X, y=None):
     Parameters
     ----------
     estimator : estimator with ``predict``
-        A fitted clusterer (or a pipeline ending in one).
+        A fitted clusterer, or a pipeline ending in one.
     X : array-like of shape (n_samples, n_features)
         Data to cluster and score (the input of ``estimator``).
     y : Ignored
@@ -148,6 +201,7 @@ def silhouette_scorer(estimator, X, y=None):
     See Also
     --------
     sklearn.metrics.silhouette_score : the underlying metric.
+    make_silhouette_scorer : the same, measured in the clusterer's embedding.
     calinski_harabasz_scorer : a faster label-free scorer.
 
     Examples
@@ -155,36 +209,31 @@ def silhouette_scorer(estimator, X, y=None):
     >>> from sklearn.cluster import KMeans
     >>> from sklearn.datasets import make_blobs
     >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
     >>> from skdeepclust.metrics import silhouette_scorer
     >>> X, _ = make_blobs(n_samples=150, centers=3, random_state=0)
-    >>> search = GridSearchCV(KMeans(n_init=3, random_state=0), {"n_clusters": [2, 3, 5]},
+    >>> X[:, 0] *= 1000  # a column in other units
+    >>> model = make_pipeline(StandardScaler(), KMeans(n_init=3, random_state=0))
+    >>> search = GridSearchCV(model, {"kmeans__n_clusters": [2, 3, 5]},
     ...                       scoring=silhouette_scorer, cv=3).fit(X)
     >>> search.best_params_
-    {'n_clusters': 3}
+    {'kmeans__n_clusters': 3}
     """
-    X, labels = _predicted_labels(estimator, X)
-    n_samples = X.shape[0]
-    if n_samples > SILHOUETTE_SAMPLE_SIZE:
-        # Our own seeded draw (not silhouette_score's sample_size) so the
-        # degenerate case is detected on the rows actually scored.
-        idx = np.random.RandomState(0).choice(n_samples, SILHOUETTE_SAMPLE_SIZE, replace=False)
-        X, labels = X[idx], labels[idx]
-    n_labels = _n_distinct(labels)
-    if not 2 <= n_labels <= X.shape[0] - 1:
-        return -1.0
-    return float(silhouette_score(X, labels))
+    return _silhouette(estimator, X, "input")
 
 
 def calinski_harabasz_scorer(estimator, X, y=None):
-    """Calinski-Harabasz index of ``estimator.predict(X)`` on ``X``, needing no labels.
+    """Calinski-Harabasz index of the clusters ``estimator`` predicts for ``X``, needing no labels.
 
-    Like :func:`silhouette_scorer`, it is computed in the input space, so fits
-    with different embeddings compare. It costs O(n) and needs no subsample.
+    Like :func:`silhouette_scorer`, it is measured in the space the
+    clusterer saw (after the earlier steps of a pipeline), so fits with
+    different embeddings compare. It costs O(n) and needs no subsample.
 
     Parameters
     ----------
     estimator : estimator with ``predict``
-        A fitted clusterer (or a pipeline ending in one).
+        A fitted clusterer, or a pipeline ending in one.
     X : array-like of shape (n_samples, n_features)
         Data to cluster and score.
     y : Ignored
@@ -200,6 +249,7 @@ def calinski_harabasz_scorer(estimator, X, y=None):
     See Also
     --------
     sklearn.metrics.calinski_harabasz_score : the underlying metric.
+    make_calinski_harabasz_scorer : the same, measured in the clusterer's embedding.
 
     Examples
     --------
@@ -211,11 +261,112 @@ def calinski_harabasz_scorer(estimator, X, y=None):
     >>> calinski_harabasz_scorer(km, X) > 100
     True
     """
-    X, labels = _predicted_labels(estimator, X)
-    n_labels = _n_distinct(labels)
-    if not 2 <= n_labels <= X.shape[0] - 1:
-        return 0.0
-    return float(calinski_harabasz_score(X, labels))
+    return _calinski_harabasz(estimator, X, "input")
+
+
+class _LabelFreeScorer:
+    """``scorer(estimator, X, y=None)`` of one label-free metric in one space."""
+
+    _metrics = {"silhouette": _silhouette, "calinski_harabasz": _calinski_harabasz}
+
+    def __init__(self, metric, space):
+        self.metric = metric
+        self.space = space
+
+    def __call__(self, estimator, X, y=None):
+        return self._metrics[self.metric](estimator, X, self.space)
+
+    def __repr__(self):
+        return f"make_{self.metric}_scorer(space={self.space!r})"
+
+
+_SPACE_DOC = """space : {"input", "embedding"}, default="input"
+        Where the clusters are measured. ``"input"``: the rows the final
+        clusterer received (``X`` after the earlier steps of a pipeline), as
+        :func:`{plain}`. ``"embedding"``: those rows passed through the
+        final clusterer's ``transform``, i.e. the learned embedding of this
+        package's estimators (the distances to the centres for
+        ``KMeans``). Each fit learns its own embedding, so scores in
+        ``"embedding"`` compare fits on different grounds: prefer
+        ``"input"`` to choose between settings or methods, and
+        ``"embedding"`` to see how well the clusters separate where the
+        method formed them."""
+
+
+@validate_params({"space": [StrOptions({"input", "embedding"})]},
+                 prefer_skip_nested_validation=True)
+def make_silhouette_scorer(*, space="input"):
+    """A silhouette scorer measuring in the clusterer's input or in its embedding.
+
+    Parameters
+    ----------
+    {space}
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y=None)`` for ``GridSearchCV(scoring=...)``,
+        with the degenerate-case and subsampling rules of
+        :func:`silhouette_scorer`.
+
+    See Also
+    --------
+    silhouette_scorer : the scorer for ``space="input"``.
+
+    Examples
+    --------
+    >>> from sklearn.cluster import KMeans
+    >>> from sklearn.datasets import make_blobs
+    >>> from skdeepclust.metrics import make_silhouette_scorer
+    >>> X, _ = make_blobs(n_samples=150, centers=3, random_state=0)
+    >>> km = KMeans(n_clusters=3, n_init=3, random_state=0).fit(X)
+    >>> scorer = make_silhouette_scorer(space="embedding")
+    >>> scorer
+    make_silhouette_scorer(space='embedding')
+    >>> -1 <= scorer(km, X) <= 1
+    True
+    """
+    return _LabelFreeScorer("silhouette", space)
+
+
+@validate_params({"space": [StrOptions({"input", "embedding"})]},
+                 prefer_skip_nested_validation=True)
+def make_calinski_harabasz_scorer(*, space="input"):
+    """A Calinski-Harabasz scorer measuring in the clusterer's input or in its embedding.
+
+    Parameters
+    ----------
+    {space}
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y=None)`` for ``GridSearchCV(scoring=...)``,
+        with the degenerate-case rule of :func:`calinski_harabasz_scorer`.
+
+    See Also
+    --------
+    calinski_harabasz_scorer : the scorer for ``space="input"``.
+
+    Examples
+    --------
+    >>> from sklearn.cluster import KMeans
+    >>> from sklearn.datasets import make_blobs
+    >>> from skdeepclust.metrics import make_calinski_harabasz_scorer
+    >>> X, _ = make_blobs(n_samples=150, centers=3, random_state=0)
+    >>> km = KMeans(n_clusters=3, n_init=3, random_state=0).fit(X)
+    >>> make_calinski_harabasz_scorer(space="embedding")(km, X) > 0
+    True
+    """
+    return _LabelFreeScorer("calinski_harabasz", space)
+
+
+def _fill_space_doc(factory, plain):
+    factory.__doc__ = factory.__doc__.replace("{space}", _SPACE_DOC.replace("{plain}", plain))
+
+
+_fill_space_doc(make_silhouette_scorer, "silhouette_scorer")
+_fill_space_doc(make_calinski_harabasz_scorer, "calinski_harabasz_scorer")
 
 
 #: Scorers by name: ``"accuracy"`` (alias ``"clustering_accuracy"``) needs

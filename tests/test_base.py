@@ -2,6 +2,7 @@
 
 import pickle
 import random
+import re
 
 import numpy as np
 import pytest
@@ -261,6 +262,38 @@ def test_bad_parameter_values_raise_in_fit_not_init(params, error, match, blobs)
     assert not hasattr(est, "labels_")
 
 
+@pytest.mark.parametrize("device, name", [("mps", "MPS"), ("xpu", "XPU"), ("hpu", "HPU")])
+def test_a_device_this_machine_lacks_raises_in_fit_naming_it(device, name, blobs):
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    if device == "xpu" and torch.xpu.is_available():
+        pytest.skip("this machine has an XPU")
+    X, _ = blobs
+    est = tiny_instance(AutoencoderKMeans, device=device)
+    with pytest.raises(ValueError, match=(
+            rf"device='{device}' was asked for but {name} is not available on this machine; "
+            r"use device='auto' or 'cpu'")):
+        est.fit(X)
+    assert not hasattr(est, "labels_")
+
+
+def test_a_cuda_index_beyond_the_devices_names_how_many_there_are(blobs, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    est = tiny_instance(AutoencoderKMeans, device="cuda:5")
+    with pytest.raises(ValueError, match=r"device='cuda:5' .* has 2 CUDA devices \(index 0 to 1\)"):
+        est.fit(blobs[0])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        est.fit(blobs[0])
+
+
+def test_an_unknown_device_string_is_not_a_torch_device(blobs):
+    est = tiny_instance(AutoencoderKMeans, device="gpu0")
+    with pytest.raises(ValueError, match=r"device='gpu0' is not a torch device; use 'auto'"):
+        est.fit(blobs[0])
+
+
 # ------------------------------------------------------------------ training failures
 
 
@@ -332,6 +365,22 @@ def test_adam_runs_the_multi_tensor_update(blobs):
     X, _ = blobs
     est = tiny_instance(AutoencoderKMeans, n_clusters=3).fit(X)
     assert est.net_.optimizer_.defaults["foreach"] is True
+
+
+@pytest.mark.parametrize("cls", ESTIMATOR_CLASSES, ids=lambda c: c.__name__)
+def test_verbose_above_one_shows_the_same_bars_as_one(cls, capfd, blobs):
+    # The shared docstring says so; a method printing more at 2 must say what.
+    X, _ = blobs
+    bars, other = {}, {}
+    for verbose in (1, 2):
+        tiny_instance(cls, n_clusters=3, verbose=verbose, random_state=0).fit(X)
+        out, err = capfd.readouterr()
+        assert out == ""
+        bars[verbose] = re.findall(r"(\w+): +100%\|", err)
+        other[verbose] = [part for part in re.split(r"[\r\n]+", err)
+                          if part.strip() and not re.search(r"\d+%\|", part)]
+    assert bars[1] and bars[2] == bars[1]
+    assert other[2] == other[1]
 
 
 def test_batch_size_larger_than_data_is_capped(blobs):

@@ -1,9 +1,11 @@
 """The command line, run in-process through ``main([...])`` with tiny settings."""
 
+import os
 import re
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,6 +112,181 @@ def test_cluster_prints_fit_warnings_as_one_line_each(tmp_path, capsys):
     assert ("skdeepclust cluster: warning: ConvergenceWarning: Number of distinct clusters (1)"
             in captured.err)
     assert "Traceback" not in captured.err and "warnings.warn" not in captured.err
+
+
+class _NoFitKMeans(KMeans):
+    """Fails the test if a fit starts: checks of --out must come first."""
+
+    def fit(self, X, y=None, sample_weight=None):
+        raise AssertionError("the fit ran before --out was checked")
+
+
+def _no_fit(monkeypatch):
+    monkeypatch.setattr(cli, "_known_methods", lambda: {"KMeans": _NoFitKMeans})
+
+
+@pytest.mark.parametrize("form", ["same path", "relative", "dotted", "symlink", "hard link"])
+def test_out_that_is_the_input_file_is_refused_before_the_fit(form, tmp_path, blobs, capsys,
+                                                               monkeypatch):
+    X, _ = blobs
+    data = tmp_path / "data.csv"
+    _write_csv(data, X)
+    before = data.read_text()
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    if form == "symlink":
+        (tmp_path / "link.csv").symlink_to(data)
+    elif form == "hard link":
+        os.link(data, tmp_path / "link.csv")
+    out = {"same path": str(data), "relative": "../data.csv", "dotted": "../sub/../data.csv",
+           "symlink": str(tmp_path / "link.csv"), "hard link": "../link.csv"}[form]
+    _no_fit(monkeypatch)
+    assert main(["cluster", str(data), "--method", "KMeans", "--n-clusters", "3",
+                 "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --out {out} is the input file" in err
+    assert data.read_text() == before
+
+
+def test_out_in_a_missing_folder_exits_2_before_any_fit(tmp_path, blobs, capsys, monkeypatch):
+    data = _write_csv(tmp_path / "data.csv", blobs[0])
+    _no_fit(monkeypatch)
+    out = tmp_path / "no_such_folder" / "labels.csv"
+    assert main(["cluster", data, "--method", "KMeans", "--n-clusters", "3",
+                 "--out", str(out)]) == 2
+    assert (f"error: cannot write {out}: the folder {tmp_path / 'no_such_folder'} does not exist"
+            in capsys.readouterr().err)
+    assert main(["cluster", data, "--method", "KMeans", "--n-clusters", "3",
+                 "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path} is a folder" in capsys.readouterr().err
+
+
+def test_out_in_a_folder_without_write_permission_exits_2_before_any_fit(tmp_path, blobs,
+                                                                        capsys, monkeypatch):
+    data = _write_csv(tmp_path / "data.csv", blobs[0])
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    real_access = os.access
+    # The superuser may write anywhere, so the refusal is simulated rather than chmod-ed.
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: (
+        Path(path) != folder and real_access(path, mode, **kw)))
+    _no_fit(monkeypatch)
+    assert main(["cluster", data, "--method", "KMeans", "--n-clusters", "3",
+                 "--out", str(folder / "labels.csv")]) == 2
+    assert f"the folder {folder} is not writable" in capsys.readouterr().err
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_partial_one(tmp_path, blobs, capsys,
+                                                                   monkeypatch):
+    data = _write_csv(tmp_path / "data.csv", blobs[0])
+    out = tmp_path / "labels.csv"
+    out.write_text("previous\n")
+
+    def failing_replace(src, dst):
+        assert Path(src).parent == tmp_path and Path(src).read_text().startswith("label\n")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    assert main(["cluster", data, "--method", "KMeans", "--n-clusters", "3",
+                 "--out", str(out)]) == 2
+    assert f"cannot write {out}: [Errno 28] No space left on device" in capsys.readouterr().err
+    assert out.read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "labels.csv"]
+
+
+def test_out_through_a_symlink_writes_its_target_with_usual_permissions(tmp_path, blobs,
+                                                                       monkeypatch):
+    data = _write_csv(tmp_path / "data.csv", blobs[0])
+    (tmp_path / "results").mkdir()
+    target = tmp_path / "results" / "labels.csv"
+    link = tmp_path / "latest.csv"
+    link.symlink_to(target)
+    old_umask = os.umask(0o027)
+    try:
+        assert main(["cluster", data, "--method", "KMeans", "--n-clusters", "3",
+                     "--out", str(link)]) == 0
+    finally:
+        os.umask(old_umask)
+    assert link.is_symlink()
+    assert len(_read_labels(target.read_text())) == 30
+    assert target.stat().st_mode & 0o777 == 0o640  # as open() with that umask, not 0o600
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["labels.csv"]
+
+
+def test_verbose_shows_the_estimators_progress_on_stderr(tmp_path, blobs, capsys):
+    data = _write_csv(tmp_path / "data.csv", blobs[0])
+    args = ["cluster", data, "--method", "AutoencoderKMeans", "--n-clusters", "3",
+            *TINY_AE_ARGS]
+    assert main(args) == 0
+    quiet = capsys.readouterr()
+    assert main([*args, "-v"]) == 0
+    loud = capsys.readouterr()
+    assert "pretrain" not in quiet.err and "loss=" not in quiet.err
+    assert "pretrain" in loud.err and "loss=" in loud.err
+    assert "AutoencoderKMeans: fitting 30 rows x 3 features (standardised) into 3" in loud.err
+    np.testing.assert_array_equal(_read_labels(loud.out), _read_labels(quiet.out))
+
+
+def test_verbose_output_an_estimator_prints_stays_off_stdout(tmp_path, blobs, capsys):
+    data = _write_csv(tmp_path / "data.csv", blobs[0])
+    assert main(["cluster", data, "--method", "KMeans", "--n-clusters", "3", "--verbose"]) == 0
+    captured = capsys.readouterr()
+    assert len(_read_labels(captured.out)) == 30  # labels only
+    assert "Initialization complete" in captured.err  # KMeans(verbose=1) prints it
+
+
+class _SlowWarningKMeans(KMeans):
+    def fit(self, X, y=None, sample_weight=None):
+        warnings.warn("early news", UserWarning, stacklevel=2)
+        warnings.warn("early news", UserWarning, stacklevel=2)
+        print("FIT GOES ON", file=sys.stderr)
+        return super().fit(X, y, sample_weight)
+
+
+def test_fit_warnings_show_while_the_fit_runs(tmp_path, blobs, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_known_methods", lambda: {"Warner": _SlowWarningKMeans})
+    data = _write_csv(tmp_path / "data.csv", blobs[0])
+    assert main(["cluster", data, "--method", "Warner", "--n-clusters", "3"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    line = "skdeepclust cluster: warning: UserWarning: early news"
+    assert err.count(line) == 1
+    assert err.index(line) < err.index("FIT GOES ON")
+
+
+@pytest.mark.parametrize("content, delimiter, hint", [
+    ("a;b\n1;2\n3;4\n", ",", "--delimiter ';'"),
+    ("1\t2\n3\t4\n", ",", "--delimiter '\\t'"),
+    ("1|2\n3|4\n", ",", "--delimiter '|'"),
+    ("1,2\n3,4\n", ";", "--delimiter ','"),
+    ("a;b\n", ",", "--delimiter ';'"),  # a header alone
+], ids=["semicolon", "tab", "pipe", "comma", "header only"])
+def test_a_single_column_holding_another_separator_hints_at_delimiter(content, delimiter, hint,
+                                                                      tmp_path, capsys):
+    path = tmp_path / "data.csv"
+    path.write_text(content)
+    assert main(["cluster", str(path), "--method", "KMeans", "--n-clusters", "2",
+                 "--delimiter", delimiter]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip().endswith(f"pass {hint}.")
+    if content.count("\n") > 1:  # the hint, followed, works
+        assert main(["cluster", str(path), "--method", "KMeans", "--n-clusters", "2",
+                     "--delimiter", hint.split()[1].strip("'")]) == 0
+        assert len(_read_labels(capsys.readouterr().out)) == 2
+
+
+def test_no_delimiter_hint_where_columns_were_found(tmp_path, capsys):
+    path = tmp_path / "data.csv"
+    path.write_text("1,x;y\n3,4\n")
+    assert main(["cluster", str(path), "--method", "KMeans", "--n-clusters", "2"]) == 2
+    assert "--delimiter" not in capsys.readouterr().err
+
+
+def test_delimiter_must_be_one_character(tmp_path, capsys):
+    path = tmp_path / "data.csv"
+    path.write_text("1,2\n3,4\n")
+    assert main(["cluster", str(path), "--method", "KMeans", "--n-clusters", "2",
+                 "--delimiter", ";;"]) == 2
+    assert "expected one character (or \\t for a tab), got ';;'" in capsys.readouterr().err
 
 
 def test_header_detection(tmp_path):
@@ -269,3 +446,13 @@ def test_demo_applies_its_overrides_under_the_users_parameters(monkeypatch):
     got = built["AutoencoderKMeans"]
     assert got["pretrain_epochs"] == 1 and got["hidden_layer_sizes"] == (16,)  # the demo's
     assert got["embedding_dim"] == 3  # the user's wins over the demo's 2
+
+
+def test_demo_over_budget_note_speaks_to_the_user_not_of_the_source(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_known_methods", lambda: {"KMeans": KMeans})
+    monkeypatch.setattr(cli, "DEMO_BUDGET_S", 0)
+    assert main(["demo", "--dataset", "iris"]) == 0
+    note = next(line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("note:"))
+    assert "--methods runs a subset" in note
+    assert "cli.py" not in note and "DEMO_PARAMS" not in note

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
+from sklearn.decomposition import PCA
 from sklearn.metrics import calinski_harabasz_score, silhouette_score
 from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skdeepclust import AutoencoderKMeans, metrics
@@ -17,6 +20,8 @@ from skdeepclust.metrics import (
     calinski_harabasz_scorer,
     clustering_accuracy,
     get_scorer,
+    make_calinski_harabasz_scorer,
+    make_silhouette_scorer,
     silhouette_scorer,
 )
 
@@ -150,6 +155,73 @@ def test_label_free_scorers_in_grid_search_without_y(blobs):
     ranks = search.cv_results_
     assert list(ranks["rank_test_ch"]) == [2, 1]
     assert ranks["mean_test_silhouette"][1] > 0.7
+
+
+@pytest.fixture(scope="module")
+def blobs_in_other_units():
+    """Four blobs; the first column, in other units, shows only two groups of two."""
+    X, y = make_blobs(n_samples=120, centers=[[0, 0, 0], [0, 6, 0], [6, 0, 6], [6, 6, 6]],
+                      cluster_std=0.5, random_state=0)
+    X[:, 0] *= 1000
+    return X, y
+
+
+def test_pipeline_scorers_measure_where_the_clusterer_saw_the_data(blobs_in_other_units):
+    X, _ = blobs_in_other_units
+    pipe = make_pipeline(StandardScaler(), KMeans(4, n_init=3, random_state=0)).fit(X)
+    labels = pipe.predict(X)
+    scaled = pipe[0].transform(X)
+    assert silhouette_scorer(pipe, X) == pytest.approx(silhouette_score(scaled, labels))
+    assert silhouette_scorer(pipe, X) != pytest.approx(silhouette_score(X, labels), abs=0.1)
+    assert calinski_harabasz_scorer(pipe, X) == pytest.approx(
+        calinski_harabasz_score(scaled, labels))
+    assert calinski_harabasz_scorer(pipe, X) != pytest.approx(
+        calinski_harabasz_score(X, labels), rel=0.1)
+    # Pipelines inside pipelines unwrap the same way.
+    nested = make_pipeline(StandardScaler(), make_pipeline(PCA(2), KMeans(4, random_state=0)))
+    nested.fit(X)
+    seen = nested[1][0].transform(nested[0].transform(X))
+    assert silhouette_scorer(nested, X) == pytest.approx(
+        silhouette_score(seen, nested.predict(X)))
+
+
+def test_grid_search_in_a_pipeline_picks_the_true_number_of_clusters(blobs_in_other_units):
+    X, _ = blobs_in_other_units
+    model = make_pipeline(StandardScaler(), KMeans(n_init=3, random_state=0))
+    grid = {"kmeans__n_clusters": [2, 3, 4, 5]}
+
+    def raw_silhouette(estimator, X, y=None):
+        return silhouette_score(X, estimator.predict(X))
+
+    scorers = {"silhouette": silhouette_scorer, "ch": calinski_harabasz_scorer,
+               "raw": raw_silhouette}
+    search = GridSearchCV(model, grid, scoring=scorers, refit=False, cv=KFold(3)).fit(X)
+    results = search.cv_results_
+    best = {name: results["params"][int(np.argmax(results[f"mean_test_{name}"]))]
+            for name in scorers}
+    assert best["silhouette"] == best["ch"] == {"kmeans__n_clusters": 4}
+    # On the raw columns the first one hides two of the four blobs.
+    assert best["raw"] == {"kmeans__n_clusters": 2}
+
+
+def test_embedding_space_scores_the_final_steps_transform(blobs_in_other_units):
+    X, _ = blobs_in_other_units
+    pipe = make_pipeline(StandardScaler(), AutoencoderKMeans(4, **TINY)).fit(X)
+    labels = pipe.predict(X)
+    embedding = pipe[-1].transform(pipe[0].transform(X))
+    assert make_silhouette_scorer(space="embedding")(pipe, X) == pytest.approx(
+        silhouette_score(embedding, labels), rel=1e-5)
+    assert make_calinski_harabasz_scorer(space="embedding")(pipe, X) == pytest.approx(
+        calinski_harabasz_score(embedding, labels), rel=1e-5)
+    assert make_silhouette_scorer(space="input")(pipe, X) == silhouette_scorer(pipe, X)
+    assert make_silhouette_scorer(space="input")(pipe, X) != pytest.approx(
+        make_silhouette_scorer(space="embedding")(pipe, X))
+    assert repr(make_silhouette_scorer(space="embedding")) == (
+        "make_silhouette_scorer(space='embedding')")
+    with pytest.raises(InvalidParameterError, match="'space' parameter"):
+        make_silhouette_scorer(space="latent")
+    with pytest.raises(ValueError, match="space='embedding' needs a clusterer with transform"):
+        make_silhouette_scorer(space="embedding")(_FixedLabels(labels), X)
 
 
 def test_get_scorer_by_name():

@@ -43,14 +43,16 @@ SHARED_DOCS = {
     the run with the best inertia is kept.""",
     "device": """device : str or torch.device, default="auto"
     Where the networks train: ``"auto"`` takes CUDA when available, else
-    the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``... are used as given.""",
+    the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` are used as
+    given. A device this machine lacks raises a ``ValueError`` in ``fit``.""",
     "random_state": """random_state : int, RandomState instance or None, default=None
     Seeds weight initialisation, shuffles, augmentations and k-means. With
     an int, a fit on CPU repeats bit for bit; the caller's global NumPy,
     torch and Python random states are never changed.""",
     "verbose": """verbose : int, default=0
-    0 prints nothing; 1 or more shows a progress bar per training phase
-    with the current loss.""",
+    0 prints nothing; 1 shows a progress bar per training phase, with the
+    current loss, on stderr (a widget in a notebook). Values above 1 show
+    the same as 1.""",
     "fitted_attributes": """labels_ : ndarray of shape (n_samples,), dtype=int64
     Cluster of each training sample, in ``0 .. k - 1`` with no unused id
     (``k <= n_clusters``; ``k < n_clusters`` only when a cluster ended
