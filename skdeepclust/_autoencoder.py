@@ -21,25 +21,30 @@ from skdeepclust.nn import MLPAutoencoder, xavier_init
 __all__ = ["auto_hidden_layer_sizes", "resolve_hidden_layer_sizes", "build_autoencoder",
            "fan_in_init", "pretrain_autoencoder", "embed", "kmeans_on_codes"]
 
-#: The DEC / DCSS / R-DC papers' encoder widths, for images of several hundred pixels.
-PAPER_HIDDEN_LAYER_SIZES = (500, 500, 2000)
+#: Widest first layer of ``hidden_layer_sizes="auto"``.
+MAX_AUTO_WIDTH = 256
 
 
-def auto_hidden_layer_sizes(n_features: int) -> tuple[int, int, int]:
+def auto_hidden_layer_sizes(n_features: int, min_width: int = 64) -> tuple[int, int, int]:
     """Encoder widths of ``hidden_layer_sizes="auto"``: the papers' shape, scaled to the input.
 
-    ``(w, w, 4 w)`` with ``w`` the power of two at or above ``2 * n_features``,
-    clipped to ``[64, 500]``: the papers' ``(500, 500, 2000)`` from 250
-    features on (flattened images), ``(128, 128, 512)`` for 33 to 64
-    features, ``(64, 64, 256)`` for 32 features or fewer. A table of a few
-    dozen columns needs no 2,000-wide layer, and its cost grows with the
-    square of the width: on 1,000 x 20 rows the papers' widths take about
-    8 times as long per update.
+    The DEC / DCSS / R-DC papers' ``(500, 500, 2000)`` is ``(w, w, 4 w)``;
+    here ``w`` is the power of two at or above ``2 * n_features``, clipped
+    to ``[min_width, 256]``; with ``min_width=64``: ``(64, 64, 256)`` up to
+    32 features, ``(128, 128, 512)`` up to 64, ``(256, 256, 1024)`` from 65
+    on. A table of a few
+    dozen columns needs no 2,000-wide layer, and the cost of an update grows
+    with the square of the width: on 1,000 x 20 rows the papers' widths take
+    about 8 times as long per update, and on 189 x 500 rows 3 times as long
+    as ``(256, 256, 1024)``.
 
     Parameters
     ----------
     n_features : int
         Input width.
+    min_width : int, default=64
+        Narrowest ``w`` (RDC takes 128: its neighbourhoods in the code space
+        need the width, see its docstring).
 
     Returns
     -------
@@ -49,14 +54,15 @@ def auto_hidden_layer_sizes(n_features: int) -> tuple[int, int, int]:
     --------
     >>> from skdeepclust._autoencoder import auto_hidden_layer_sizes
     >>> auto_hidden_layer_sizes(8), auto_hidden_layer_sizes(50), auto_hidden_layer_sizes(784)
-    ((64, 64, 256), (128, 128, 512), (500, 500, 2000))
+    ((64, 64, 256), (128, 128, 512), (256, 256, 1024))
     """
     width = 1 << max(0, math.ceil(math.log2(2 * n_features)))
-    width = int(min(PAPER_HIDDEN_LAYER_SIZES[0], max(64, width)))
+    width = int(min(MAX_AUTO_WIDTH, max(min_width, width)))
     return (width, width, 4 * width)
 
 
-def resolve_hidden_layer_sizes(hidden_layer_sizes, n_features: int) -> tuple[int, ...]:
+def resolve_hidden_layer_sizes(hidden_layer_sizes, n_features: int, *,
+                               min_width: int = 64) -> tuple[int, ...]:
     """``hidden_layer_sizes`` as a tuple of widths: ``"auto"`` resolved, a sequence checked.
 
     Parameters
@@ -65,6 +71,8 @@ def resolve_hidden_layer_sizes(hidden_layer_sizes, n_features: int) -> tuple[int
         The estimator's parameter.
     n_features : int
         Input width.
+    min_width : int, default=64
+        Narrowest ``"auto"`` width (see :func:`auto_hidden_layer_sizes`).
 
     Returns
     -------
@@ -82,7 +90,7 @@ def resolve_hidden_layer_sizes(hidden_layer_sizes, n_features: int) -> tuple[int
     ((64, 64, 256), (32, 8))
     """
     if isinstance(hidden_layer_sizes, str) and hidden_layer_sizes == "auto":
-        return auto_hidden_layer_sizes(n_features)
+        return auto_hidden_layer_sizes(n_features, min_width)
     sizes = tuple(hidden_layer_sizes)
     if not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1
                for w in sizes):
@@ -102,7 +110,8 @@ def fan_in_init(module: nn.Module) -> nn.Module:
     return module
 
 
-def build_autoencoder(n_features, hidden_layer_sizes, embedding_dim, *, init="xavier"):
+def build_autoencoder(n_features, hidden_layer_sizes, embedding_dim, *, init="xavier",
+                      min_width=64):
     """An :class:`~skdeepclust.nn.MLPAutoencoder` with the weights a method starts from.
 
     Parameters
@@ -118,6 +127,8 @@ def build_autoencoder(n_features, hidden_layer_sizes, embedding_dim, *, init="xa
         "xavier": Xavier-uniform weights (DEC, DCSS); "fan_in": torch's
         ``U(+-1/sqrt(fan_in))`` weights, Keras' ``VarianceScaling(1/3,
         fan_in, uniform)`` that the R-DC code uses. Biases start at zero.
+    min_width : int, default=64
+        Narrowest ``"auto"`` width (see :func:`auto_hidden_layer_sizes`).
 
     Returns
     -------
@@ -132,8 +143,8 @@ def build_autoencoder(n_features, hidden_layer_sizes, embedding_dim, *, init="xa
     >>> ae.encoder[0].in_features, ae.encoder[-1].out_features
     (6, 2)
     """
-    module = MLPAutoencoder(n_features, resolve_hidden_layer_sizes(hidden_layer_sizes, n_features),
-                            embedding_dim)
+    hidden = resolve_hidden_layer_sizes(hidden_layer_sizes, n_features, min_width=min_width)
+    module = MLPAutoencoder(n_features, hidden, embedding_dim)
     return xavier_init(module) if init == "xavier" else fan_in_init(module)
 
 

@@ -228,7 +228,7 @@ class _Stream:
           batch_size_auto_default=("64 rows at any size: the CDR prototypes need\n"
                                    "    many rows per batch, so small data gets more passes\n"
                                    "    per epoch (``min_steps``) rather than smaller batches."),
-          max_epochs_default=60)
+          max_epochs_default=20)
 class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     r"""Positive instance proximity + cluster dispersion regularizer (PIPCDR).
 
@@ -288,7 +288,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         Peak learning rate of SGD (momentum 0.9): linear warm-up over
         ``warmup_epochs``, then a cosine decay to 0.
     {max_epochs}
-    min_steps : int, default=5000
+    min_steps : int, default=800
         Fewest optimiser steps of a :meth:`fit`: when ``max_epochs`` epochs
         of ``n_samples // batch_size`` steps make fewer, each epoch passes
         over the data ``ceil(min_steps / (max_epochs * steps_per_pass))``
@@ -297,7 +297,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         counts (``max_epochs``, ``warmup_epochs``, ``kmeans_every``) keep
         their meaning. Small data sets need it: the EMA target and the
         k-means refreshes need steps, not epochs. 0 disables it.
-    warmup_epochs : int, default=5
+    warmup_epochs : int, default=2
         Epochs of learning-rate warm-up, during which ``sigma`` and
         ``cdr_weight`` are 0 (BYOL only). Must be below ``max_epochs``.
     predictor_lr_scale : float, default=10.0
@@ -522,7 +522,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
 
     def __init__(self, n_clusters=8, *, embedding_dim=64, hidden_layer_sizes=(256,),
                  projector_hidden_dim=256, predictor_hidden_dim=256, batch_size="auto", lr=0.2,
-                 max_epochs=60, min_steps=5000, warmup_epochs=5, predictor_lr_scale=10.0,
+                 max_epochs=20, min_steps=800, warmup_epochs=2, predictor_lr_scale=10.0,
                  weight_decay=5e-4, sigma=1e-3, momentum=0.99, momentum_schedule="cosine",
                  kmeans_every=5, queue_size=0, temperature=0.5, cdr_weight=0.03, n_init=10,
                  n_neighbors=10, augmentation="corruption", corruption_rate=0.15,

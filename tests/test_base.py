@@ -345,9 +345,11 @@ def test_verbose_one_shows_a_progress_bar_per_phase(capfd, blobs):
 
 
 @pytest.mark.parametrize("n_features, widths", [(4, (64, 64, 256)), (50, (128, 128, 512)),
-                                                (300, (500, 500, 2000))])
+                                                (300, (256, 256, 1024))])
 @pytest.mark.parametrize("cls", [AutoencoderKMeans, RDC, PIPCDR])
 def test_auto_widths_scale_with_the_input(cls, n_features, widths):
+    if cls is RDC:  # RDC's floor is 128
+        widths = tuple(max(w, m) for w, m in zip(widths, (128, 128, 512)))
     X = np.random.RandomState(0).randn(40, n_features).astype(np.float32)
     est = tiny_instance(cls, n_clusters=2, hidden_layer_sizes="auto").fit(X)
     linears = [m for m in est.net_.module_.modules() if isinstance(m, torch.nn.Linear)]

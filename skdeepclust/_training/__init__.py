@@ -27,10 +27,12 @@ from skdeepclust._training._callbacks import (
 )
 from skdeepclust._training._net import (
     MIN_UPDATES_PER_EPOCH,
+    ONE_THREAD_WORK,
     IndexedTensorDataset,
     SliceIterator,
     UnsupervisedNet,
     continue_phase,
+    cpu_threads_for,
     loss_history,
     passes_for,
     small_data_batch_size,
@@ -60,6 +62,8 @@ __all__ = [
     "small_data_batch_size",
     "passes_for",
     "MIN_UPDATES_PER_EPOCH",
+    "ONE_THREAD_WORK",
+    "cpu_threads_for",
     "NonFiniteLossGuard",
     "ProgressBar",
     "EveryNEpochs",

@@ -25,10 +25,10 @@ SHARED_DOCS = {
     "hidden_layer_sizes": """hidden_layer_sizes : tuple of int or "auto", default={hidden_default}
     Widths of the encoder's hidden layers, as in ``MLPClassifier``; the
     decoder, where there is one, mirrors them. ``"auto"``: the papers'
-    ``(500, 500, 2000)`` scaled to the input, ``(w, w, 4 w)`` with ``w``
-    the power of two at or above twice ``n_features``, between 64 and 500
-    (``(64, 64, 256)`` up to 32 features, ``(128, 128, 512)`` up to 64,
-    ``(500, 500, 2000)`` from 250 on).""",
+    ``(500, 500, 2000)`` shape scaled to the input, ``(w, w, 4 w)`` with
+    ``w`` the power of two at or above twice ``n_features``, between 64 and
+    256 (``(64, 64, 256)`` up to 32 features, ``(128, 128, 512)`` up to 64,
+    ``(256, 256, 1024)`` from 65 on).""",
     "batch_size": """batch_size : int or "auto", default="auto"
     Rows per update. An int is used as given in every phase (capped at the
     number of samples). ``"auto"``: {batch_size_auto_default}""",
