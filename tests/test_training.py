@@ -729,3 +729,48 @@ def test_embedding_refresh_hands_the_embedding_to_its_function():
     assert all(torch.equal(Z, 2 * X) for _, Z in seen)
     with pytest.raises(TypeError, match="needs fn"):
         EmbeddingRefresh(X, lambda x: x)
+
+
+# ------------------------------------------------------------------ threads of small steps
+
+class _ThreadsSeen(Callback):
+    def __init__(self):
+        self.threads = []
+
+    def on_batch_begin(self, net, **kwargs):
+        self.threads.append(torch.get_num_threads())
+
+
+@pytest.mark.parametrize("work_limit, inside", [(None, 1), (0, 2)])
+def test_small_steps_train_on_one_thread_and_the_count_is_restored(work_limit, inside,
+                                                                  monkeypatch):
+    import skdeepclust._training._net as net_module
+
+    if work_limit is not None:  # every step counts as large: the caller's threads stay
+        monkeypatch.setattr(net_module, "ONE_THREAD_WORK", work_limit)
+    before = torch.get_num_threads()
+    seen = _ThreadsSeen()
+    try:
+        torch.set_num_threads(2)
+        _train(X=torch.zeros(8, 3), epochs=2, callbacks=[seen])
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert seen.threads and set(seen.threads) == {inside}
+    assert after == 2
+
+
+def test_thread_count_is_restored_when_training_fails():
+    before = torch.get_num_threads()
+
+    class Boom(Callback):
+        def on_batch_begin(self, net, **kwargs):
+            raise RuntimeError("boom")
+
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(RuntimeError, match="boom"):
+            _train(callbacks=[Boom()])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
