@@ -328,6 +328,18 @@ def tables(report):
     return "\n".join(lines)
 
 
+def package_commit():
+    """The git commit of the skdeepclust that is imported (the code whose cost is measured)."""
+    import skdeepclust
+
+    where = Path(skdeepclust.__file__).resolve().parent
+    try:
+        return subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def environment(threads):
     import sklearn
     import skorch
@@ -335,6 +347,7 @@ def environment(threads):
 
     return {"python": platform.python_version(), "torch": torch.__version__,
             "skorch": skorch.__version__, "sklearn": sklearn.__version__, "threads": threads,
+            "skdeepclust_commit": package_commit(),
             "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE (set for the fits)")}

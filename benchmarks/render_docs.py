@@ -206,14 +206,14 @@ def methods_table(suite_path, figure_dir, ours):
     means, overall = summarise(records)
     est_of = {label_of(r): r["estimator"] for r in records if not r.get("error")}
     headers = read_headers(suite_path)
-    n = next(iter(overall.values()))["n_tables"] if overall else 0
+    n = max((row["n_tables"] for row in overall.values()), default=0)
     seeds = sorted({r["seed"] for r in records})
     order = sorted(overall, key=lambda lb: (overall[lb]["rank"], -overall[lb]["acc"]))
     rows = []
     for label in order:
         row, name = overall[label], est_of[label]
-        wins = (f"{row['wins_vs_kmeans']}/{n}" if name != "KMeans" and "wins_vs_kmeans" in row
-                else NA)
+        wins = (f"{row['wins_vs_kmeans']}/{row['n_tables']}"
+                if name != "KMeans" and "wins_vs_kmeans" in row else NA)
         rows.append([estimator_cell(name, label, ours), f"{row['acc']:.3f}",
                      f"{row['rank']:.2f}", wins, _seconds(row["seconds"]),
                      USE_IT_WHEN.get(name, f"See :class:`~skdeepclust.{name}`.")])
@@ -235,8 +235,8 @@ def methods_table(suite_path, figure_dir, ours):
     if missing:
         text += [f"Not in these results: {', '.join(missing)}.", ""]
     if errors:
-        text += ["Fits that failed (left out of the means, which use the tables every "
-                 f"estimator finished): {'; '.join(errors)}.", ""]
+        text += ["Fits that failed (their tables are left out of that estimator's means "
+                 f"and ranks): {'; '.join(errors)}.", ""]
     text += list_table(_header(n), rows, _WIDTHS)
     labels = [lb for lb in order if est_of[lb] in ours]
     n_figure_tables = 0
