@@ -320,11 +320,14 @@ def tables(report):
             lines.append(f"| {clock} | {s['raw_us_per_step']:,.0f} | "
                          f"{s['skorch_us_per_step']:,.0f} | {s['ratio_median']:.3f} |")
     env = report.get("environment", {})
+    # A report merged from several runs (its "runs") gives each run's load.
+    runs = report.get("runs") or [report]
+    load = "; ".join(f"load average {r['load_average_start'][0]:.1f} -> "
+                     f"{r.get('load_average_end', [float('nan')])[0]:.1f}"
+                     + (f" ({r['used_for']})" if "used_for" in r else "") for r in runs)
     lines += ["", f"torch {env.get('torch')}, scikit-learn {env.get('sklearn')}, "
                   f"{env.get('threads')} threads, OMP_WAIT_POLICY="
-                  f"{env.get('OMP_WAIT_POLICY')}, {env.get('cpu_count')} CPUs, load average "
-                  f"{report['load_average_start'][0]:.2f} -> "
-                  f"{report.get('load_average_end', [float('nan')])[0]:.2f}"]
+                  f"{env.get('OMP_WAIT_POLICY')}, {env.get('cpu_count')} CPUs; {load}"]
     return "\n".join(lines)
 
 

@@ -50,9 +50,10 @@ USE_IT_WHEN = {
     "DCSS": "k-means on autoencoder codes is a fair start but the clusters are not spherical or "
             "not well separated there; soft assignments (``predict_proba``) wanted; thousands "
             "of rows or more. Among the slower methods.",
-    "PIPCDR": "Clusters are what stays the same under small corruptions of the features; an "
-              "embedding with a cosine geometry is wanted; data arrive in chunks "
-              "(``partial_fit``).",
+    "PIPCDR": "Many redundant columns (pixels, spectra, long feature vectors: its best table "
+              "is digits, where it is the best estimator); data arrive in chunks "
+              "(``partial_fit``). Not for tables of a few columns or strongly unequal "
+              "classes, where it falls well under KMeans.",
     "RDC": "Clusters are unions of dense neighbourhoods (manifold-like data); ``n_clusters`` "
            "may change after training, since training does not use it.",
     "KMeans": "Compact, roughly spherical clusters of similar sizes; the fastest, and the "
@@ -61,7 +62,9 @@ USE_IT_WHEN = {
                        "feature (full covariances); soft assignments.",
     "Ward": "A hierarchy of compact clusters on up to some 20,000 rows (its memory grows with "
             "the square of the rows).",
-    "SpectralClustering": "Clusters connected through nearest neighbours but not convex; no "
+    "SpectralClustering": "Clusters connected through nearest neighbours but not convex, "
+                          "such as the feature vectors a pretrained network gives for objects "
+                          "seen from many angles (where the deep estimators lose); no "
                           "``predict`` for new rows.",
 }
 METHOD_PAGES = {"AutoencoderKMeans": "autoencoder_kmeans", "DCSS": "dcss", "PIPCDR": "pipcdr",
@@ -225,8 +228,9 @@ def methods_table(suite_path, figure_dir, ours):
     errors = sorted({f"{label_of(r)} on {r['table']}" for r in records if r.get("error")})
     threads = env.get("torch_threads_per_fit", "?")
     text = [GENERATED_NOTE.format(sources=_rel(suite_path)).rstrip("\n"), "",
-            f"Mean over {n} tables (each the mean over seed{'s' if len(seeds) > 1 else ''} "
-            f"{', '.join(map(str, seeds))}), standardised, ``n_clusters`` = the number of "
+            f"Mean over the {n} tables (an estimator with failed fits: over the tables it "
+            f"finished), each the mean over seed{'s' if len(seeds) > 1 else ''} "
+            f"{', '.join(map(str, seeds))}, standardised, ``n_clusters`` = the number of "
             "classes; rank 1 is the best ACC on a table (ties share their mean rank); wins "
             "count the tables where ACC is above KMeans'; fit seconds are the mean wall time "
             f"of one fit with {threads} torch thread{'s' if threads != 1 else ''} "
@@ -323,14 +327,17 @@ def cost_table(cost_path):
     def memory(rec):
         return f"{rec['peak_rss_delta_mib']:,.0f}"
 
+    # A report merged from several runs (its "runs") gives the load of each.
+    load = "; ".join(f"load average {r['load_average_start'][0]:.1f} at the start"
+                     + (f" for the {r['used_for']}" if "used_for" in r else "")
+                     for r in report.get("runs") or [report])
     text = [GENERATED_NOTE.format(sources=_rel(cost_path)).rstrip("\n"), "",
             f"Standardised Gaussian blobs, {fits[0]['n_features'] if fits else 50} features, "
             f"{fits[0].get('n_clusters', 5) if fits else 5} clusters, every estimator at its "
             f"defaults (``n_clusters=5``), each fit in a fresh process with {env.get('threads')}"
             f" threads on {env.get('cpu_count')} CPU cores ({env.get('processor', '')}, torch "
-            f"{env.get('torch')}, scikit-learn {env.get('sklearn')}, load average "
-            f"{report['load_average_start'][0]:.1f} at the start). Seconds of ``fit``, wall "
-            "(process CPU over all threads):", ""]
+            f"{env.get('torch')}, scikit-learn {env.get('sklearn')}; {load}). Seconds of "
+            "``fit``, wall (process CPU over all threads):", ""]
     header = ["Estimator"] + [f"{n:,} rows" for n in sizes]
     widths = [20] + [14] * len(sizes)
     text += list_table(header, [[_role(n)] + [cell(by.get((n, s)), "seconds", seconds)

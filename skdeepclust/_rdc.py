@@ -414,11 +414,10 @@ class RDC(BaseDeepClusterer):
     epochs of FMNIST at batch 256), a large ``max_epochs``, ``tol=0,
     n_iter_no_change=1``.
 
-    **Defaults** serve a fit of 10,000 x 50 standardised rows in about two
-    minutes on 2 CPU cores (47 s of CPU time when phase 2 stops after 14
-    epochs, 105 s when all 50 run): 30 + at most 50 epochs of a
-    ``D-256-256-1024-10`` autoencoder (the paper's widths ``(500, 500,
-    2000)`` cost about twice as much). They depart from the paper's setting
+    **Defaults** serve a fit of 10,000 x 50 standardised rows in about 30 s
+    on 2 CPU cores (``benchmarks/cost.py``): 30 + at most 50 epochs of a
+    ``D-128-128-512-10`` autoencoder on 50 features (``"auto"`` widths; the
+    paper's ``(500, 500, 2000)`` cost several times as much). They depart from the paper's setting
     where scikit-learn's digits said so (3-6 seeds): a plain autoencoder
     instead of ACAI (``adversarial_weight=0``: k-means ACC on the phase-1
     codes 0.77 against 0.72 with ``0.5``, whose critic can stall the

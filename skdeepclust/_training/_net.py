@@ -35,9 +35,11 @@ _MIN_BATCH_SIZE = 32
 #: module), a phase on the CPU trains on one torch thread. Measured on 2 cores:
 #: a second thread made such steps no faster and often slower (the threads
 #: synchronise on every small operation): 1,000 x 20 rows, RDC 8.5 s on one
-#: thread against 11.6 s on two, PIPCDR 8.1 s against 14.2 s; 5,000 x 300 rows
-#: (1.4e8 per step), AutoencoderKMeans 20.1 s against 19.7 s.
-ONE_THREAD_WORK = 2.5e8
+#: thread against 11.6 s on two, PIPCDR 8.1 s against 14.2 s; 10,000 x 50 rows
+#: (4.7e7 per step), AutoencoderKMeans 12.9 s against 13.6 s. From about 1e8
+#: the second thread pays: 32-row steps of a (500, 500, 2000) autoencoder on 50
+#: features (9.6e7) took 39 ms on one thread against 34 ms on two.
+ONE_THREAD_WORK = 6e7
 
 
 @contextmanager
