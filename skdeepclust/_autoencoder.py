@@ -32,11 +32,10 @@ def auto_hidden_layer_sizes(n_features: int, min_width: int = 64) -> tuple[int, 
     here ``w`` is the power of two at or above ``2 * n_features``, clipped
     to ``[min_width, 256]``; with ``min_width=64``: ``(64, 64, 256)`` up to
     32 features, ``(128, 128, 512)`` up to 64, ``(256, 256, 1024)`` from 65
-    on. A table of a few
-    dozen columns needs no 2,000-wide layer, and the cost of an update grows
-    with the square of the width: on 1,000 x 20 rows the papers' widths take
-    about 8 times as long per update, and on 189 x 500 rows 3 times as long
-    as ``(256, 256, 1024)``.
+    on. A table of a few dozen columns needs no 2,000-wide layer, and the
+    cost of an update grows with the square of the width: on 1,000 x 20 rows
+    the papers' widths take about 8 times as long per update, and on
+    189 x 500 rows 3 times as long as ``(256, 256, 1024)``.
 
     Parameters
     ----------

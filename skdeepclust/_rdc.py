@@ -417,8 +417,8 @@ class RDC(BaseDeepClusterer):
     **Defaults** serve a fit of 10,000 x 50 standardised rows in about 30 s
     on 2 CPU cores (``benchmarks/cost.py``): 30 + at most 50 epochs of a
     ``D-128-128-512-10`` autoencoder on 50 features (``"auto"`` widths; the
-    paper's ``(500, 500, 2000)`` cost several times as much). They depart from the paper's setting
-    where scikit-learn's digits said so (3-6 seeds): a plain autoencoder
+    paper's ``(500, 500, 2000)`` cost several times as much). They depart
+    from the paper's setting where scikit-learn's digits said so (3-6 seeds): a plain autoencoder
     instead of ACAI (``adversarial_weight=0``: k-means ACC on the phase-1
     codes 0.77 against 0.72 with ``0.5``, whose critic can stall the
     autoencoder near the mean row on short budgets, at 2.5 times the cost);
