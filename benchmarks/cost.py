@@ -49,7 +49,6 @@ import json
 import os
 import platform
 import queue
-import resource
 import shlex
 import signal
 import subprocess
@@ -59,6 +58,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _memory import peak_kib, reset_peak, status_kib  # noqa: E402
+
 RESULTS_DIR = HERE / "results"
 DEFAULT_SIZES = (200, 1000, 10000, 100000)
 N_FEATURES = 50
@@ -100,42 +102,6 @@ def make_estimator(name, device):
 # ----------------------------------------------------------------------------- worker
 
 
-def _status_kib(field):
-    """A ``/proc/self/status`` field in KiB (Linux), else None."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _peak_kib():
-    """Peak RSS of this process in KiB: ``VmHWM`` on Linux, else ``ru_maxrss``.
-
-    ``ru_maxrss`` also counts the peak of the process that forked this one (a parent
-    with torch imported is hundreds of MiB), and a reset of the high-water mark does not
-    lower it; ``VmHWM`` is this process's own.
-    """
-    peak = _status_kib("VmHWM")
-    if peak is not None:
-        return peak
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS
-
-
-def _reset_peak():
-    """Reset the peak RSS to the current RSS (Linux >= 4.0); False where not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _say(**message):
     print(json.dumps(message), flush=True)
 
@@ -158,15 +124,15 @@ def worker(name, n_rows, threads, device):
     X, y = make_data(n_rows)
     est = make_estimator(name, device)
     import_seconds = time.perf_counter() - t_start - warmup
-    reset = _reset_peak()
-    rss_before = _status_kib("VmRSS")
-    peak_before = _peak_kib()
+    reset = reset_peak()
+    rss_before = status_kib("VmRSS")
+    peak_before = peak_kib()
     _say(event="ready", rss_before_kib=rss_before, peak_before_kib=peak_before,
          peak_reset=reset, import_seconds=import_seconds, warmup_seconds=warmup)
     wall, cpu = time.perf_counter(), time.process_time()
     est.fit(X)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    peak_after = _peak_kib()
+    peak_after = peak_kib()
     base = rss_before if rss_before is not None else peak_before
     labels = np.asarray(est.labels_)
     result = {"event": "done", "seconds": wall, "cpu_seconds": cpu,
@@ -192,7 +158,7 @@ def _reader(stream, lines):
 
 def _kill(proc):
     try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the worker runs in a session of its own
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker leads a process group of its own
     except ProcessLookupError:
         pass
     proc.wait()

@@ -30,6 +30,9 @@ import torch
 
 from skdeepclust.neighbors import _GRAPH_DEGREE, _exact, kneighbors
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _memory import reset_peak, status_kib  # noqa: E402
+
 nan = float("nan")
 RESULTS = Path(__file__).resolve().parent / "results" / "neighbors.json"
 
@@ -42,35 +45,17 @@ def make_data(n, d, seed=0):
     return (centres[labels] + rng.normal(size=(n, d))).astype(np.float32)
 
 
-def _status_kib(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return None
-
-
-def _reset_peak():
-    """Reset the kernel's resident-memory high-water mark (Linux >= 4.0); False if not."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def measure(fn, *args, **kwargs):
     """(result, wall seconds, CPU seconds of all threads, MiB of resident memory the call
     added at its peak or None)."""
-    can_reset = _reset_peak()
-    before = _status_kib("VmRSS") if can_reset else None
+    can_reset = reset_peak()
+    before = status_kib("VmRSS") if can_reset else None
     t0, c0 = time.perf_counter(), time.process_time()
     result = fn(*args, **kwargs)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = None
     if can_reset and before is not None:
-        peak = (_status_kib("VmHWM") - before) / 1024
+        peak = (status_kib("VmHWM") - before) / 1024
     return result, seconds, cpu, peak
 
 

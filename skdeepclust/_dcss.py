@@ -19,7 +19,6 @@ from skdeepclust._autoencoder import (
     embed,
     kmeans_on_codes,
     pretrain_autoencoder,
-    resolve_hidden_layer_sizes,
 )
 from skdeepclust._training import (
     ClusterSpecificCriterion,
@@ -424,6 +423,8 @@ class DCSS(BaseDeepClusterer):
     ((200,), (200, 3), (200, 2))
     """
 
+    _hidden_layers_required = True  # hidden_layer_sizes=() (a linear encoder) is refused
+
     _parameter_constraints: dict = {
         **BaseDeepClusterer._parameter_constraints,
         "mnet_hidden_layer_sizes": ["array-like"],
@@ -474,8 +475,6 @@ class DCSS(BaseDeepClusterer):
 
     def _check_params_vs_input(self, X):
         super()._check_params_vs_input(X)
-        if len(resolve_hidden_layer_sizes(self.hidden_layer_sizes, X.shape[1])) == 0:
-            raise ValueError("hidden_layer_sizes must not be empty for DCSS.")
         sizes = list(self.mnet_hidden_layer_sizes)
         if not all(isinstance(h, Integral) and not isinstance(h, bool) and h >= 1
                    for h in sizes):

@@ -501,6 +501,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     # so small data gets more passes per epoch (min_steps), not smaller batches.
     _auto_batch_size = 64
     _auto_batch_shrinks = False
+    _hidden_layers_required = True  # the projector follows a hidden backbone layer
 
     _parameter_constraints: dict = {
         **BaseDeepClusterer._parameter_constraints,
@@ -572,8 +573,6 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         if self.warmup_epochs >= self.max_epochs:
             raise ValueError(f"warmup_epochs={self.warmup_epochs} should be < "
                              f"max_epochs={self.max_epochs}.")
-        if len(resolve_hidden_layer_sizes(self.hidden_layer_sizes, X.shape[1])) == 0:
-            raise ValueError("hidden_layer_sizes must hold at least one width.")
         if self.sigma > 0.1:
             warnings.warn(f"sigma={self.sigma} is large; the paper finds small values "
                           "(1e-3) best.", UserWarning, stacklevel=4)

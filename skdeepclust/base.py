@@ -196,6 +196,8 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
 
     _auto_batch_size = 256
     _auto_batch_shrinks = True
+    # Methods whose networks need a hidden layer (an empty hidden_layer_sizes is an error).
+    _hidden_layers_required = False
 
     _parameter_constraints: dict = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
@@ -284,7 +286,11 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
             raise ValueError(
                 f"n_samples={n_samples} should be >= n_clusters={self.n_clusters}."
             )
-        resolve_hidden_layer_sizes(self.hidden_layer_sizes, X.shape[1])
+        hidden = resolve_hidden_layer_sizes(self.hidden_layer_sizes, X.shape[1])
+        if self._hidden_layers_required and not hidden:
+            raise ValueError(
+                f"hidden_layer_sizes must not be empty for {type(self).__name__}."
+            )
         _resolve_device(self.device)
 
     def _commit(self, fitted: dict, device: torch.device):

@@ -141,8 +141,9 @@ def _labels_and_space(estimator, X, space):
     return check_array(X, dtype=np.float64), labels
 
 
-def _n_distinct(labels):
-    return np.unique(labels).shape[0]
+def _degenerate(labels):
+    """One cluster, or one cluster per row: the label-free metrics are undefined there."""
+    return not 2 <= np.unique(labels).shape[0] <= labels.shape[0] - 1
 
 
 def _silhouette(estimator, X, space):
@@ -153,16 +154,14 @@ def _silhouette(estimator, X, space):
         # degenerate case is detected on the rows actually scored.
         idx = np.random.RandomState(0).choice(n_samples, SILHOUETTE_SAMPLE_SIZE, replace=False)
         X, labels = X[idx], labels[idx]
-    n_labels = _n_distinct(labels)
-    if not 2 <= n_labels <= X.shape[0] - 1:
+    if _degenerate(labels):
         return -1.0
     return float(silhouette_score(X, labels))
 
 
 def _calinski_harabasz(estimator, X, space):
     X, labels = _labels_and_space(estimator, X, space)
-    n_labels = _n_distinct(labels)
-    if not 2 <= n_labels <= X.shape[0] - 1:
+    if _degenerate(labels):
         return 0.0
     return float(calinski_harabasz_score(X, labels))
 

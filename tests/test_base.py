@@ -262,12 +262,14 @@ def test_bad_parameter_values_raise_in_fit_not_init(params, error, match, blobs)
     assert not hasattr(est, "labels_")
 
 
-@pytest.mark.parametrize("device, name", [("mps", "MPS"), ("xpu", "XPU"), ("hpu", "HPU")])
+@pytest.mark.parametrize("device, name", [
+    pytest.param("mps", "MPS", marks=pytest.mark.skipif(
+        torch.backends.mps.is_available(), reason="this machine has MPS, so no error to test")),
+    pytest.param("xpu", "XPU", marks=pytest.mark.skipif(
+        torch.xpu.is_available(), reason="this machine has an XPU, so no error to test")),
+    ("hpu", "HPU"),
+])
 def test_a_device_this_machine_lacks_raises_in_fit_naming_it(device, name, blobs):
-    if device == "mps" and torch.backends.mps.is_available():
-        pytest.skip("this machine has MPS")
-    if device == "xpu" and torch.xpu.is_available():
-        pytest.skip("this machine has an XPU")
     X, _ = blobs
     est = tiny_instance(AutoencoderKMeans, device=device)
     with pytest.raises(ValueError, match=(
@@ -401,3 +403,13 @@ def test_autoencoder_kmeans_auto_batch_gives_small_data_30_updates_per_epoch(n_s
     assert est.net_.batch_size == expected
     with pytest.raises(InvalidParameterError, match="'batch_size' parameter"):
         AutoencoderKMeans(batch_size="large").fit(X)
+
+
+@pytest.mark.parametrize("cls", [DCSS, PIPCDR], ids=lambda c: c.__name__)
+def test_methods_that_need_a_hidden_layer_refuse_empty_widths_in_fit(cls, blobs):
+    X, _ = blobs
+    est = tiny_instance(cls, n_clusters=3, hidden_layer_sizes=())  # no error here
+    match = f"hidden_layer_sizes must not be empty for {cls.__name__}"
+    with pytest.raises(ValueError, match=match):
+        est.fit(X)
+    assert not hasattr(est, "labels_")
