@@ -1,8 +1,9 @@
 """DCSS: deep clustering with self-supervision using pairwise similarities.
 
-Phase 1 (fuzzy cluster-specific updates of the autoencoder) is the shared
-:class:`~skdeepclust._training.ClusterSpecificNet`; this module holds the
-pair loss of phase 2, MNet's warm-up and the estimator.
+Phase 1 (pretraining, k-means, fuzzy cluster-specific updates of the
+autoencoder) is the shared :func:`~skdeepclust._cluster_specific.train_dsl`,
+which DML also starts from; this module holds the pair loss of phase 2,
+MNet's warm-up and the estimator.
 """
 
 from __future__ import annotations
@@ -14,20 +15,9 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from skdeepclust._autoencoder import (
-    build_autoencoder,
-    embed,
-    kmeans_on_codes,
-    pretrain_autoencoder,
-)
-from skdeepclust._training import (
-    ClusterSpecificCriterion,
-    ClusterSpecificNet,
-    UnsupervisedNet,
-    batched_apply,
-    loss_history,
-    passes_for,
-)
+from skdeepclust._autoencoder import embed
+from skdeepclust._cluster_specific import train_dsl
+from skdeepclust._training import UnsupervisedNet, batched_apply, loss_history, passes_for
 from skdeepclust.base import BaseDeepClusterer
 from skdeepclust.losses import fuzzy_centers, fuzzy_memberships
 from skdeepclust.nn import ClusteringHead, xavier_init
@@ -497,23 +487,9 @@ class DCSS(BaseDeepClusterer):
         ae_batch = ctx.batch_size(X.shape[0])
         pair_batch = min(self._auto_batch_size if self.batch_size == "auto" else
                          self.batch_size, X.shape[0])
-        autoencoder = build_autoencoder(X.shape[1], self.hidden_layer_sizes, self.embedding_dim)
-        pretrain = pretrain_autoencoder(X, ctx, autoencoder, epochs=self.pretrain_epochs,
-                                        lr=self.pretrain_lr, batch_size=ae_batch)
-        centers = kmeans_on_codes(embed(autoencoder.encoder, X, autoencoder), self.n_clusters,
-                                  n_init=self.n_init, random_state=ctx.sub_seed())
-        centers = torch.as_tensor(centers, device=X.device)
-
-        phase1 = ctx.train_phase(
-            autoencoder,
-            ClusterSpecificCriterion(centers, self.fuzziness, self.centering_weight), X,
-            epochs=self.max_epochs, phase="phase 1", net_class=ClusterSpecificNet,
-            batch_size=ae_batch, center_update_interval=self.center_update_interval)
-        centers = phase1.criterion_.centers
-        history = {"pretrain": loss_history(pretrain), "phase1": loss_history(phase1)}
-        for term in ("reconstruction", "centering"):
-            history[f"phase1_{term}"] = ([float(v) for v in phase1.history[:, term]]
-                                         if len(phase1.history) else [])
+        dsl = train_dsl(X, ctx, epochs=self.max_epochs, batch_size=ae_batch, key="phase1",
+                        phase="phase 1")
+        autoencoder, phase1, centers, history = dsl.autoencoder, dsl.net, dsl.centers, dsl.history
         fitted = {"fuzzy_centers_": centers.cpu().numpy().copy()}
 
         if self.mnet_epochs == 0:  # DCSS_u: nearest phase-1 centre

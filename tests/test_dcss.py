@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 from torch import nn
 
+import skdeepclust._cluster_specific as cluster_specific_module
 import skdeepclust._dcss as dcss_module
 import skdeepclust._training._nets as nets_module
 import skdeepclust.base as base_module
@@ -389,7 +390,7 @@ def spy(monkeypatch):
         record["refreshes"].append((centers.detach().clone(), out.detach().clone()))
         return out
 
-    kmeans = dcss_module.kmeans_on_codes
+    kmeans = cluster_specific_module.kmeans_on_codes
 
     def kmeans_spy(Z, n_clusters, *, n_init, random_state):
         out = kmeans(Z, n_clusters, n_init=n_init, random_state=random_state)
@@ -412,7 +413,7 @@ def spy(monkeypatch):
     monkeypatch.setattr(ClusterSpecificCriterion, "forward", cluster)
     monkeypatch.setattr(dcss_module, "fuzzy_centers", refresh)
     monkeypatch.setattr(nets_module, "fuzzy_centers", refresh)
-    monkeypatch.setattr(dcss_module, "kmeans_on_codes", kmeans_spy)
+    monkeypatch.setattr(cluster_specific_module, "kmeans_on_codes", kmeans_spy)
     monkeypatch.setattr(base_module, "train_phase", train_phase_spy)
     return record
 
