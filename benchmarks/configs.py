@@ -10,6 +10,9 @@ QUALITY_CONFIGS = {
     "RDC phase-1-only ablation (max_epochs=0)": ("RDC", {"max_epochs": 0}),
     "DCSS": ("DCSS", {}),
     "DCSS_u phase-1-only ablation (mnet_epochs=0)": ("DCSS", {"mnet_epochs": 0}),
+    "DML": ("DML", {}),
+    "DML base-alone ablation (max_epochs=0)": ("DML", {"max_epochs": 0}),
+    "DML on autoencoder + k-means (base='ae')": ("DML", {"base": "ae"}),
     "PIPCDR": ("PIPCDR", {}),
     "PIPCDR BYOL ablation (cdr_weight=0, sigma=0)": ("PIPCDR", {"cdr_weight": 0.0, "sigma": 0.0}),
 }

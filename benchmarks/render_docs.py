@@ -50,6 +50,9 @@ USE_IT_WHEN = {
     "DCSS": "k-means on autoencoder codes is a fair start but the clusters are not spherical or "
             "not well separated there; soft assignments (``predict_proba``) wanted; thousands "
             "of rows or more. Among the slower methods.",
+    "DML": "Some clusters lie close together in an autoencoder's codes while others are "
+           "well apart, and several clusters (three or more) are asked for; soft assignments "
+           "(``predict_proba``) wanted. Among the slower methods.",
     "PIPCDR": "Many redundant columns (pixels, spectra, long feature vectors: its best table "
               "is digits, where it is the best estimator); data arrive in chunks "
               "(``partial_fit``). Not for tables of a few columns or strongly unequal "
@@ -67,8 +70,8 @@ USE_IT_WHEN = {
                           "seen from many angles (where the deep estimators lose); no "
                           "``predict`` for new rows.",
 }
-METHOD_PAGES = {"AutoencoderKMeans": "autoencoder_kmeans", "DCSS": "dcss", "PIPCDR": "pipcdr",
-                "RDC": "rdc"}
+METHOD_PAGES = {"AutoencoderKMeans": "autoencoder_kmeans", "DCSS": "dcss", "DML": "dml",
+                "PIPCDR": "pipcdr", "RDC": "rdc"}
 BASELINE_ROLES = {
     "KMeans": ":class:`~sklearn.cluster.KMeans` (``n_init=10``)",
     "GaussianMixture": ":class:`~sklearn.mixture.GaussianMixture`",

@@ -156,6 +156,8 @@ def run_fit(table, estimator, seed, params):
         rec["nmi"] = float(normalized_mutual_info_score(y, labels))
         rec["ari"] = float(adjusted_rand_score(y, labels))
         rec["n_labels"] = int(len(np.unique(labels)))
+        if hasattr(est, "n_networks_"):  # DML: how many autoencoders the rule built
+            rec["n_networks"] = int(est.n_networks_)
     except Exception as exc:  # recorded; the run goes on
         rec["error"] = f"{type(exc).__name__}: {exc}"
         rec["traceback"] = traceback.format_exc()

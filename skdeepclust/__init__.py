@@ -12,9 +12,10 @@ if "torch" not in _sys.modules and "OMP_WAIT_POLICY" not in _os.environ:
 
 from skdeepclust._autoencoder_kmeans import AutoencoderKMeans  # noqa: E402
 from skdeepclust._dcss import DCSS  # noqa: E402
+from skdeepclust._dml import DML  # noqa: E402
 from skdeepclust._pipcdr import PIPCDR  # noqa: E402
 from skdeepclust._rdc import RDC  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderKMeans", "DCSS", "PIPCDR", "RDC", "__version__"]
+__all__ = ["AutoencoderKMeans", "DCSS", "DML", "PIPCDR", "RDC", "__version__"]

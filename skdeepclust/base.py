@@ -306,8 +306,8 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
 
     def _labels_of(self, X_t, training=False):
         """Hard labels through the same path as :meth:`predict`; sets the active clusters."""
-        scores = batched_apply(lambda xb: self._cluster_scores(self._embed(xb)),
-                               X_t.to(self._inference_device()), _INFERENCE_BATCH)
+        scores = batched_apply(self._scores_of, X_t.to(self._inference_device()),
+                               _INFERENCE_BATCH)
         if training:
             used = torch.unique(scores.argmax(dim=1)).cpu().numpy()
             if len(used) < scores.shape[1]:
@@ -403,7 +403,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         """
         X_t = self._check_test_data(X)
         self._eval_mode()
-        q = batched_apply(lambda xb: self._proba(self._embed(xb)), X_t, _INFERENCE_BATCH)
+        q = batched_apply(self._proba_of, X_t, _INFERENCE_BATCH)
         q = q[:, torch.as_tensor(self._active_clusters, device=q.device)]
         q = q / q.sum(dim=1, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny)
         return q.float().cpu().numpy()
@@ -444,6 +444,18 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         centers = torch.as_tensor(np.asarray(self.cluster_centers_, dtype=np.float32),
                                   device=Z.device)
         return float(torch.cdist(Z, centers).pow(2).min(dim=1).values.double().sum())
+
+    def _scores_of(self, X):
+        """Cluster scores of a batch of rows: the path of ``labels_`` and :meth:`predict`.
+
+        ``_cluster_scores`` of the embedding; a method whose clusters live in
+        several spaces (DML) overrides this instead.
+        """
+        return self._cluster_scores(self._embed(X))
+
+    def _proba_of(self, X):
+        """Soft assignments of a batch of rows (all ``n_clusters`` columns)."""
+        return self._proba(self._embed(X))
 
     def _cluster_scores(self, Z):
         # All n_clusters centres, in the order of the scores (empty ones included).

@@ -196,15 +196,20 @@ class ClusterSpecificNet(UnsupervisedNet):
         Network of each cluster (all 0 when None).
     center_update_interval : int, default=2
         ``T``.
+    refresh_before_training : bool, default=False
+        Also recompute the centres before the first epoch (DML: its
+        networks start from copies of a trained one, with its centres).
     **kwargs
         Further parameters of :class:`UnsupervisedNet`.
     """
 
     def __init__(self, *args, cluster_to_network: Sequence[int] | None = None,
-                 center_update_interval: int = 2, **kwargs):
+                 center_update_interval: int = 2, refresh_before_training: bool = False,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.cluster_to_network = cluster_to_network
         self.center_update_interval = center_update_interval
+        self.refresh_before_training = refresh_before_training
 
     def networks(self) -> list[nn.Module]:
         """The autoencoders, in the order ``cluster_to_network`` indexes them."""
@@ -251,6 +256,8 @@ class ClusterSpecificNet(UnsupervisedNet):
         super().on_epoch_begin(net, dataset_train=dataset_train, **kwargs)
         self.criterion_.sums = torch.zeros(2, device=self.criterion_.centers.device)
         self.n_updates_ = 0
+        if self.refresh_before_training and self.epochs_completed_ == 0:
+            self.refresh_centers(dataset_train.X)
 
     def on_epoch_end(self, net, dataset_train=None, **kwargs):
         super().on_epoch_end(net, dataset_train=dataset_train, **kwargs)
