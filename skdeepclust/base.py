@@ -15,8 +15,9 @@ implements three hooks:
   "more likely in this cluster"; the default is the negative squared
   distance to ``cluster_centers_``.
 
-``labels_`` and ``predict`` both go through ``_cluster_scores``, so
-``fit(X).predict(X)`` equals ``labels_``. Torch modules are reached through
+``labels_`` and ``predict`` both go through ``_scores_of`` (by default
+``_cluster_scores`` of the embedding; DML, whose clusters live in several
+spaces, overrides it), so ``fit(X).predict(X)`` equals ``labels_``. Torch modules are reached through
 the fitted skorch nets only (``self.net_.module_``): skorch pickles them so a
 CUDA-trained estimator loads on a CPU-only machine.
 """

@@ -85,7 +85,7 @@ def test_base_is_bit_identical_to_dcss_phase_one(blobs):
     # are untrained).
     X, _ = blobs
     common = dict(n_clusters=3, hidden_layer_sizes=(16,), embedding_dim=2, batch_size=32,
-                  pretrain_epochs=4, n_init=2, lr=1e-3, random_state=5)
+                  pretrain_epochs=4, n_init=2, lr=1e-3, fuzziness=1.5, random_state=5)
     dcss = DCSS(max_epochs=3, mnet_epochs=0, **common).fit(X)
     dml = DML(base_epochs=3, max_epochs=0, **common).fit(X)
     reference = dcss.net_.module_.state_dict()
