@@ -196,7 +196,13 @@ class DML(BaseDeepClusterer):
     close together (two similar digits, neighbouring classes on a
     continuum) next to well-separated ones. The extra networks only train
     the difficult clusters' samples harder; with two clusters, or centres
-    spread evenly, no cluster is difficult.
+    spread evenly, no cluster is difficult. Measured (method page): over
+    the 26 tables of ``benchmarks/suite.py`` (seeds 0-2) DML and its base
+    alone (``max_epochs=0``) both average 0.698 ACC, AutoencoderKMeans and
+    KMeans 0.694; on imbalanced digits (class 0 kept with probability 0.1)
+    DML reaches 0.720 against 0.713 for its base. The defaults fit 1,000 x
+    50 standardised rows in about 8.5 s and 10,000 x 50 in about 28 s on 2
+    CPU cores (``benchmarks/cost.py``).
 
     Paper settings (MNIST with a convolutional autoencoder; image features
     with the MLP autoencoder above): ``embedding_dim=10``,
