@@ -22,7 +22,8 @@ from skdeepclust.utils._test_settings import tiny_instance
 ESTIMATOR_CLASSES = [cls for _, cls in all_estimators()]
 # The history_ keys whose entries are epochs of training (others are per-epoch extras).
 EPOCH_KEYS = {"AutoencoderKMeans": ["pretrain"], "DCSS": ["pretrain", "phase1", "phase2"],
-              "RDC": ["pretrain", "proximity"], "PIPCDR": ["train"]}
+              "DML": ["pretrain", "base", "dml"], "RDC": ["pretrain", "proximity"],
+              "PIPCDR": ["train"]}
 
 
 @pytest.fixture(scope="module")
