@@ -13,7 +13,8 @@ implements three hooks:
 * ``_embed(X)``: the embedding of a batch of rows (a tensor);
 * ``_cluster_scores(Z)``: an ``(n, n_clusters)`` tensor, higher meaning
   "more likely in this cluster"; the default is the negative squared
-  distance to ``cluster_centers_``.
+  distance to ``cluster_centers_``. ``Z`` is ``_assignment_input(X)``, the
+  embedding unless a method reads its clusters from another layer.
 
 ``labels_`` and ``predict`` both go through ``_cluster_scores``, so
 ``fit(X).predict(X)`` equals ``labels_``. Torch modules are reached through
@@ -306,7 +307,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
 
     def _labels_of(self, X_t, training=False):
         """Hard labels through the same path as :meth:`predict`; sets the active clusters."""
-        scores = batched_apply(lambda xb: self._cluster_scores(self._embed(xb)),
+        scores = batched_apply(lambda xb: self._cluster_scores(self._assignment_input(xb)),
                                X_t.to(self._inference_device()), _INFERENCE_BATCH)
         if training:
             used = torch.unique(scores.argmax(dim=1)).cpu().numpy()
@@ -379,6 +380,15 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         self._eval_mode()
         return self._embed_batched(X_t).float().cpu().numpy()
 
+    def _assignment_input(self, X):
+        """What ``_cluster_scores`` and ``_proba`` read for a batch of rows: the embedding.
+
+        A method whose clusters are read from another layer than the one
+        :meth:`transform` returns (C3: the backbone, under its cluster head)
+        overrides it.
+        """
+        return self._embed(X)
+
     def _embed_batched(self, X_t):
         """The embedding of every row, in batches, without gradients."""
         return batched_apply(self._embed, X_t, _INFERENCE_BATCH)
@@ -403,7 +413,8 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         """
         X_t = self._check_test_data(X)
         self._eval_mode()
-        q = batched_apply(lambda xb: self._proba(self._embed(xb)), X_t, _INFERENCE_BATCH)
+        q = batched_apply(lambda xb: self._proba(self._assignment_input(xb)), X_t,
+                          _INFERENCE_BATCH)
         q = q[:, torch.as_tensor(self._active_clusters, device=q.device)]
         q = q / q.sum(dim=1, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny)
         return q.float().cpu().numpy()
