@@ -257,8 +257,6 @@ class C3(BaseDeepClusterer):
         The last trained skorch net (phase 2, or phase 1 when
         ``max_epochs=0``); ``net_.module_`` holds ``backbone``,
         ``instance_head`` and ``cluster_head``.
-    pretrain_net_ : skdeepclust._training.UnsupervisedNet
-        The phase-1 net (the same module); absent after a warm start.
     {fitted_attributes}
 
     See Also
@@ -340,9 +338,9 @@ class C3(BaseDeepClusterer):
         "warm_start": ["boolean"],
     }
 
-    def __init__(self, n_clusters=8, *, embedding_dim=128, hidden_layer_sizes=(256, 256),
-                 head_hidden_dim=None, batch_size="auto", lr=1e-4, max_epochs=20,
-                 pretrain_epochs=100, pretrain_batch_size=256, pretrain_lr=3e-4,
+    def __init__(self, n_clusters=8, *, embedding_dim=128, hidden_layer_sizes=(128, 128),
+                 head_hidden_dim=None, batch_size="auto", lr=1e-4, max_epochs=5,
+                 pretrain_epochs=15, pretrain_batch_size=256, pretrain_lr=3e-4,
                  instance_temperature=0.5, cluster_temperature=1.0, zeta=0.6, gamma=0.1,
                  c3_temperature=1.0, weight_decay=0.0, augmentation="corruption",
                  corruption_rate=0.3, noise_scale=0.1, n_neighbors=10, warm_start=False,
@@ -431,7 +429,7 @@ class C3(BaseDeepClusterer):
                              batch_size=min(self.pretrain_batch_size, n), lr=self.pretrain_lr,
                              phase="CC")
             history = {"cc": loss_history(cc)}
-            fitted["pretrain_net_"] = fitted["net_"] = cc
+            fitted["net_"] = cc
         history.update(c3=[], mean_positives=[])
         if self.max_epochs > 0 or warm:
             module.with_clusters = False

@@ -32,6 +32,7 @@ __all__ = [
     "cdr_loss",
     "instance_contrastive_loss",
     "cluster_contrastive_loss",
+    "cross_instance_weights",
     "cross_instance_loss",
 ]
 
@@ -428,6 +429,37 @@ def cluster_contrastive_loss(c_a, c_b, temperature, entropy_weight=1.0):
     return contrast + entropy_weight * (_entropy_gap(c_a) + _entropy_gap(c_b))
 
 
+def cross_instance_weights(s, gamma):
+    """C3's denominator weights: ``w_ij = softmax_j(gamma (1 - |s_ij|))`` per row (eq. 5.7).
+
+    The closed-form solution of ``min_w -sum_j w_j (1 - |s_ij|) - H(w) / gamma``
+    under ``sum_j w_j = 1``. Since ``1 - |s| in [0, 1]`` for cosines, two
+    weights of a row differ by at most a factor ``exp(gamma)``; ``gamma = 0``
+    gives uniform weights.
+
+    Parameters
+    ----------
+    s : torch.Tensor of shape (m, m)
+        Cosine similarities (treated as constants: pass them detached).
+    gamma : float
+        Sharpness ``Gamma >= 0``.
+
+    Returns
+    -------
+    w : torch.Tensor of shape (m, m)
+        Rows sum to one.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.losses import cross_instance_weights
+    >>> w = cross_instance_weights(torch.tensor([[1.0, 0.0]]), gamma=1.0)
+    >>> [round(v, 4) for v in w[0].tolist()]  # (1, e) / (1 + e)
+    [0.2689, 0.7311]
+    """
+    return torch.softmax(gamma * (1.0 - s.abs()), dim=1)
+
+
 def cross_instance_loss(z_a, z_b, zeta, gamma=0.0, temperature=1.0):
     """C3's loss: every batch entry at cosine ``>= zeta`` is a positive; weighted denominator.
 
@@ -493,7 +525,7 @@ def cross_instance_loss(z_a, z_b, zeta, gamma=0.0, temperature=1.0):
         positive = sd >= zeta
         positive[rows, rows] = True
         positive[rows, (rows + n) % (2 * n)] = True
-        log_w = torch.log_softmax(gamma * (1.0 - sd.abs()), dim=1) + math.log(2 * n)
+        log_w = torch.log(cross_instance_weights(sd, gamma)) + math.log(2 * n)
     logits = s / temperature
     log_num = torch.logsumexp(logits.masked_fill(~positive, float("-inf")), dim=1)
     log_den = torch.logsumexp(logits + log_w, dim=1)
