@@ -12,4 +12,7 @@ QUALITY_CONFIGS = {
     "DCSS_u phase-1-only ablation (mnet_epochs=0)": ("DCSS", {"mnet_epochs": 0}),
     "PIPCDR": ("PIPCDR", {}),
     "PIPCDR BYOL ablation (cdr_weight=0, sigma=0)": ("PIPCDR", {"cdr_weight": 0.0, "sigma": 0.0}),
+    "C3": ("C3", {}),
+    "C3 CC-alone ablation (max_epochs=0)": ("C3", {"max_epochs": 0}),
+    "C3 unweighted ablation (gamma=0)": ("C3", {"gamma": 0.0}),
 }

@@ -153,7 +153,8 @@ class C3(BaseDeepClusterer):
         L_{CC} = \frac{1}{2N} \sum_{i=1}^{2N} -\log
             \frac{e^{s(z_i, z_{i'})/\tau_I}}{\sum_{j \ne i} e^{s(z_i, z_j)/\tau_I}}
           + \frac{1}{2K} \sum_{m=1}^{2K} -\log
-            \frac{e^{s(\hat y_m, \hat y_{m'})/\tau_C}}{\sum_{l \ne m} e^{s(\hat y_m, \hat y_l)/\tau_C}}
+            \frac{e^{s(\hat y_m, \hat y_{m'})/\tau_C}}
+                 {\sum_{l \ne m} e^{s(\hat y_m, \hat y_l)/\tau_C}}
           - H(Y),
 
     an instance contrast (each row's other view is its only positive), a
