@@ -22,7 +22,7 @@ from skdeepclust.utils._test_settings import tiny_instance
 ESTIMATOR_CLASSES = [cls for _, cls in all_estimators()]
 # The history_ keys whose entries are epochs of training (others are per-epoch extras).
 EPOCH_KEYS = {"AutoencoderKMeans": ["pretrain"], "DCSS": ["pretrain", "phase1", "phase2"],
-              "RDC": ["pretrain", "proximity"], "PIPCDR": ["train"]}
+              "RDC": ["pretrain", "proximity"], "PIPCDR": ["train"], "C3": ["cc", "c3"]}
 
 
 @pytest.fixture(scope="module")
