@@ -344,7 +344,7 @@ class C3(BaseDeepClusterer):
                  pretrain_epochs=15, pretrain_batch_size=256, pretrain_lr=3e-4,
                  instance_temperature=0.5, cluster_temperature=1.0, zeta=0.6, gamma=0.1,
                  c3_temperature=1.0, weight_decay=0.0, augmentation="corruption",
-                 corruption_rate=0.3, noise_scale=0.1, n_neighbors=10, warm_start=False,
+                 corruption_rate=0.3, noise_scale=0.1, n_neighbors=0, warm_start=False,
                  device="auto", random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
