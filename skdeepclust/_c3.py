@@ -127,21 +127,19 @@ class _C3Net(TwoViewNet):
             positives.clear()
 
 
-@fill_doc(embedding_dim_default=128, hidden_default="(256, 256)",
+@fill_doc(embedding_dim_default=128, hidden_default="(128, 128)",
           batch_size_auto_default=(
               "128 rows in phase 2 at any size; smaller data makes\n"
               "    more passes per epoch (the small-data rule, repeated-pass form: each\n"
               "    epoch at least 30 updates), as the contrast needs many rows per batch."),
-          max_epochs_default=20)
+          max_epochs_default=5)
 class C3(BaseDeepClusterer):
     r"""Cross-instance guided contrastive clustering (C3) on a Contrastive Clustering stage.
 
     A backbone ``f`` (an MLP) carries two heads: an instance head whose
     output ``z = n(g_I(f(x)))`` lies on the unit sphere, and a cluster head
     ``c = softmax(g_C(f(x)))`` over ``n_clusters`` outputs. Each row is
-    seen through two augmented views ``a`` and ``b`` (``augmentation``,
-    drawn around a point between the row and one of its nearest rows, see
-    ``n_neighbors``).
+    seen through two augmented views ``a`` and ``b`` (``augmentation``).
 
     **Phase 1, Contrastive Clustering** (CC, Li et al. [2]_), trains all of
     it for ``pretrain_epochs``. On a batch of ``N`` rows, with ``s(u, v) =
@@ -187,7 +185,7 @@ class C3(BaseDeepClusterer):
     {n_clusters}
     {embedding_dim}
         The instance head's output ``E`` (the columns of :meth:`transform`).
-    hidden_layer_sizes : tuple of int or "auto", default=(256, 256)
+    hidden_layer_sizes : tuple of int or "auto", default=(128, 128)
         Widths of the backbone's layers (each ``Linear-BatchNorm-ReLU``); the
         last is the width ``R`` the heads read. ``"auto"`` as in the other
         estimators, ``(w, w, 4 w)``. Not empty.
@@ -199,7 +197,7 @@ class C3(BaseDeepClusterer):
         small table's backbone; 1e-3 undoes CC's clusters).
     {max_epochs}
         Epochs of phase 2 (C3); 0 gives Contrastive Clustering alone.
-    pretrain_epochs : int, default=100
+    pretrain_epochs : int, default=15
         Epochs of phase 1 (CC).
     pretrain_batch_size : int, default=256
         Rows per update in phase 1 (capped at the number of samples; small
@@ -238,10 +236,10 @@ class C3(BaseDeepClusterer):
     noise_scale : float, default=0.1
         Noise, in standard deviations of each feature. ``corruption_rate=0``
         with ``noise_scale=0`` (identical views) is refused.
-    n_neighbors : int, default=10
-        Each view starts at a random point between the row and one of its
-        ``n_neighbors`` nearest rows (searched once per fit); 0 starts from
-        the row itself.
+    n_neighbors : int, default=0
+        When positive, each view starts at a random point between the row
+        and one of its ``n_neighbors`` nearest rows (searched once per fit),
+        as in :class:`PIPCDR`; 0 augments the row itself, as the paper does.
     warm_start : bool, default=False
         When fitted already, a new :meth:`fit` skips phase 1 and runs phase 2
         again from the fitted networks (on the new ``X``, same features).
@@ -277,15 +275,15 @@ class C3(BaseDeepClusterer):
     cluster head ``512-512-K``; CC 1000 epochs, Adam 3e-4, batch 256,
     ``tau_I=0.5``, ``tau_C=1.0``; C3 20 epochs, Adam 1e-5, batch 128,
     ``zeta=0.6`` (0.95 for 200 clusters), ``Gamma=0.1``, SimCLR image
-    augmentations. Departures: an MLP backbone and vector augmentations
-    (marginal corruption, noise, neighbour interpolation); 100 CC epochs
-    (``pretrain_epochs``) with each epoch making at least 30 updates on
-    small data; ``lr=1e-4`` in phase 2; ``embedding_dim=128`` as the paper.
-    The augmentation partner always counts as a positive (the public code;
-    the thesis' equation admits it only above ``zeta``); the thesis'
-    ``1/2N`` normalisation (the code sums and divides by ``N``). Cluster-head
-    outputs that receive no training row are dropped (``n_clusters_``, with
-    a ``ConvergenceWarning``).
+    augmentations. Departures: an MLP backbone ``(128, 128)`` and vector
+    augmentations; 15 CC epochs and 5 C3 epochs (``pretrain_epochs``,
+    ``max_epochs``), each epoch making at least 30 updates on small data
+    (more passes over the rows, the batches staying whole); ``lr=1e-4`` in
+    phase 2. The augmentation partner always counts as a positive (the
+    public code; the thesis' equation admits it only above ``zeta``); the
+    thesis' ``1/2N`` normalisation (the code sums and divides by ``N``).
+    Cluster-head outputs that receive no training row are dropped
+    (``n_clusters_``, with a ``ConvergenceWarning``).
 
     References
     ----------
