@@ -242,7 +242,8 @@ class C3(BaseDeepClusterer):
         as in :class:`PIPCDR`; 0 augments the row itself, as the paper does.
     warm_start : bool, default=False
         When fitted already, a new :meth:`fit` skips phase 1 and runs phase 2
-        again from the fitted networks (on the new ``X``, same features).
+        again from the fitted networks (on the new ``X``, same features; the
+        networks' shapes stay those of the first fit).
     {device}
     {random_state}
     {verbose}
@@ -389,6 +390,11 @@ class C3(BaseDeepClusterer):
             if width != n_features:
                 raise ValueError(f"X has {n_features} features, but {type(self).__name__} "
                                  f"was fitted with {width} (warm_start=True).")
+            shape = (module.instance_head[-1].out_features, module.cluster_head[-1].out_features)
+            if shape != (self.embedding_dim, self.n_clusters):
+                raise ValueError(f"warm_start=True continues the fitted networks, built with "
+                                 f"embedding_dim={shape[0]} and n_clusters={shape[1]}; set "
+                                 "warm_start=False to change them.")
             return module
         hidden = resolve_hidden_layer_sizes(self.hidden_layer_sizes, n_features)
         head = hidden[-1] if self.head_hidden_dim is None else self.head_hidden_dim

@@ -261,6 +261,8 @@ def test_warm_start_reruns_phase_2_only(blobs):
     with pytest.raises(ValueError, match="features"):
         est.fit(np.hstack([X, X]))
     assert _same(state, _state(est.net_.module_)) and est.n_features_in_ == X.shape[1]
+    with pytest.raises(ValueError, match="n_clusters=3"):
+        est.set_params(n_clusters=4).fit(X)
     # Without a fitted model warm_start fits from scratch.
     fresh = C3(n_clusters=3, **TINY, warm_start=True, random_state=0).fit(X)
     assert len(fresh.history_["cc"]) == TINY["pretrain_epochs"]
