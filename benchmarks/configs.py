@@ -15,4 +15,7 @@ QUALITY_CONFIGS = {
     "DML on autoencoder + k-means (base='ae')": ("DML", {"base": "ae"}),
     "PIPCDR": ("PIPCDR", {}),
     "PIPCDR BYOL ablation (cdr_weight=0, sigma=0)": ("PIPCDR", {"cdr_weight": 0.0, "sigma": 0.0}),
+    "C3": ("C3", {}),
+    "C3 CC-alone ablation (max_epochs=0)": ("C3", {"max_epochs": 0}),
+    "C3 unweighted ablation (gamma=0)": ("C3", {"gamma": 0.0}),
 }

@@ -11,6 +11,7 @@ if "torch" not in _sys.modules and "OMP_WAIT_POLICY" not in _os.environ:
     _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 from skdeepclust._autoencoder_kmeans import AutoencoderKMeans  # noqa: E402
+from skdeepclust._c3 import C3  # noqa: E402
 from skdeepclust._dcss import DCSS  # noqa: E402
 from skdeepclust._dml import DML  # noqa: E402
 from skdeepclust._pipcdr import PIPCDR  # noqa: E402
@@ -18,4 +19,4 @@ from skdeepclust._rdc import RDC  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderKMeans", "DCSS", "DML", "PIPCDR", "RDC", "__version__"]
+__all__ = ["AutoencoderKMeans", "C3", "DCSS", "DML", "PIPCDR", "RDC", "__version__"]

@@ -13,11 +13,12 @@ implements three hooks:
 * ``_embed(X)``: the embedding of a batch of rows (a tensor);
 * ``_cluster_scores(Z)``: an ``(n, n_clusters)`` tensor, higher meaning
   "more likely in this cluster"; the default is the negative squared
-  distance to ``cluster_centers_``.
+  distance to ``cluster_centers_``. ``Z`` is ``_assignment_input(X)``, the
+  embedding unless a method reads its clusters from another layer (C3).
 
 ``labels_`` and ``predict`` both go through ``_scores_of`` (by default
-``_cluster_scores`` of the embedding; DML, whose clusters live in several
-spaces, overrides it), so ``fit(X).predict(X)`` equals ``labels_``. Torch
+``_cluster_scores`` of ``_assignment_input``; DML, whose clusters live in
+several spaces, overrides it), so ``fit(X).predict(X)`` equals ``labels_``. Torch
 modules are reached through the fitted skorch nets only
 (``self.net_.module_``): skorch pickles them so a CUDA-trained estimator
 loads on a CPU-only machine.
@@ -381,6 +382,15 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         self._eval_mode()
         return self._embed_batched(X_t).float().cpu().numpy()
 
+    def _assignment_input(self, X):
+        """What ``_cluster_scores`` and ``_proba`` read for a batch of rows: the embedding.
+
+        A method whose clusters are read from another layer than the one
+        :meth:`transform` returns (C3: the backbone, under its cluster head)
+        overrides it.
+        """
+        return self._embed(X)
+
     def _embed_batched(self, X_t):
         """The embedding of every row, in batches, without gradients."""
         return batched_apply(self._embed, X_t, _INFERENCE_BATCH)
@@ -450,14 +460,14 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
     def _scores_of(self, X):
         """Cluster scores of a batch of rows: the path of ``labels_`` and :meth:`predict`.
 
-        ``_cluster_scores`` of the embedding; a method whose clusters live in
-        several spaces (DML) overrides this instead.
+        ``_cluster_scores`` of ``_assignment_input``; a method whose clusters
+        live in several spaces (DML) overrides this instead.
         """
-        return self._cluster_scores(self._embed(X))
+        return self._cluster_scores(self._assignment_input(X))
 
     def _proba_of(self, X):
         """Soft assignments of a batch of rows (all ``n_clusters`` columns)."""
-        return self._proba(self._embed(X))
+        return self._proba(self._assignment_input(X))
 
     def _cluster_scores(self, Z):
         # All n_clusters centres, in the order of the scores (empty ones included).

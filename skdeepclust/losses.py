@@ -10,7 +10,8 @@ Every loss takes batch tensors and returns a scalar tensor; the criteria
 * BYOL-style proximity and prototype dispersion (PIPCDR): :func:`pip_loss`,
   :func:`cdr_loss`;
 * contrastive clustering (C3, FBCC): :func:`instance_contrastive_loss`,
-  :func:`cluster_contrastive_loss`.
+  :func:`cluster_contrastive_loss`;
+* cross-instance guided contrast (C3's second phase): :func:`cross_instance_loss`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ __all__ = [
     "cdr_loss",
     "instance_contrastive_loss",
     "cluster_contrastive_loss",
+    "cross_instance_weights",
+    "cross_instance_loss",
 ]
 
 _EPS = 1e-12
@@ -424,3 +427,106 @@ def cluster_contrastive_loss(c_a, c_b, temperature, entropy_weight=1.0):
                          f"and {tuple(c_b.shape)}")
     contrast = instance_contrastive_loss(c_a.T, c_b.T, temperature)
     return contrast + entropy_weight * (_entropy_gap(c_a) + _entropy_gap(c_b))
+
+
+def cross_instance_weights(s, gamma):
+    """C3's denominator weights: ``w_ij = softmax_j(gamma (1 - |s_ij|))`` per row (eq. 5.7).
+
+    The closed-form solution of ``min_w -sum_j w_j (1 - |s_ij|) - H(w) / gamma``
+    under ``sum_j w_j = 1``. Since ``1 - |s| in [0, 1]`` for cosines, two
+    weights of a row differ by at most a factor ``exp(gamma)``; ``gamma = 0``
+    gives uniform weights.
+
+    Parameters
+    ----------
+    s : torch.Tensor of shape (m, m)
+        Cosine similarities (treated as constants: pass them detached).
+    gamma : float
+        Sharpness ``Gamma >= 0``.
+
+    Returns
+    -------
+    w : torch.Tensor of shape (m, m)
+        Rows sum to one.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.losses import cross_instance_weights
+    >>> w = cross_instance_weights(torch.tensor([[1.0, 0.0]]), gamma=1.0)
+    >>> [round(v, 4) for v in w[0].tolist()]  # (1, e) / (1 + e)
+    [0.2689, 0.7311]
+    """
+    return torch.softmax(gamma * (1.0 - s.abs()), dim=1)
+
+
+def cross_instance_loss(z_a, z_b, zeta, gamma=0.0, temperature=1.0):
+    """C3's loss: every batch entry at cosine ``>= zeta`` is a positive; weighted denominator.
+
+    With ``u_1 .. u_2N`` the L2-normalised rows of ``z_a`` then ``z_b``,
+    ``s_ij = u_i . u_j``, ``i'`` the other view of entry ``i``, the positives
+    of anchor ``i`` are ``P_i = {j : s_ij >= zeta} | {i, i'}`` (the anchor
+    and its augmentation partner always count) and the weights of its row
+    ``w_ij = softmax_j(gamma (1 - |s_ij|))`` (Sadeghi et al., eqs. 5.2 and
+    5.7): pairs neither close nor opposite, the cluster boundaries, weigh
+    most in the denominator. Mask and weights are computed on detached
+    similarities, so gradients flow through the exponentials only:
+
+    .. math:: \\ell_i = -\\log \\frac{\\sum_{j \\in P_i} \\exp(s_{ij}/\\tau)}
+              {\\sum_{j=1}^{2N} 2N w_{ij} \\exp(s_{ij}/\\tau)},
+              \\qquad L = \\frac{1}{2N} \\sum_{i=1}^{2N} \\ell_i
+
+    The weights are scaled to mean one (``2N w``): the thesis' weights sum to
+    one, which adds the constant ``log 2N`` to every term and changes no
+    gradient; with ``gamma = 0`` the loss is then exactly that of the
+    public C3 code (no weights). Any two weights of a row differ by at most
+    a factor ``exp(gamma)``. Computed in log space (logsumexp), so it is
+    finite for any input: the numerator holds at least the anchor itself.
+
+    Parameters
+    ----------
+    z_a, z_b : torch.Tensor of shape (N, e)
+        Embeddings of the two views; row ``i`` of both is an augmentation
+        pair (normalised here).
+    zeta : float
+        Cosine threshold of the positives (on the raw cosine, whatever
+        ``temperature``).
+    gamma : float, default=0.0
+        Sharpness of the weights; 0 gives uniform weights.
+    temperature : float, default=1.0
+        ``tau`` (none in the thesis: 1).
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar.
+    mean_positives : torch.Tensor
+        Mean size of ``P_i`` over the ``2N`` anchors (detached scalar).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.losses import cross_instance_loss
+    >>> z = torch.eye(2)  # both views equal, the two rows orthogonal
+    >>> loss, positives = cross_instance_loss(z, z, zeta=0.5)
+    >>> round(float(loss), 4), float(positives)  # log((2 e + 2) / (2 e)): 2 of 4 in P_i
+    (0.3133, 2.0)
+    """
+    if z_a.shape != z_b.shape or z_a.dim() != 2:
+        raise ValueError(f"z_a and z_b must be 2-d of one shape, got {tuple(z_a.shape)} "
+                         f"and {tuple(z_b.shape)}")
+    n = z_a.shape[0]
+    u = F.normalize(torch.cat([z_a, z_b]), dim=1)
+    s = u @ u.T
+    rows = torch.arange(2 * n, device=u.device)
+    with torch.no_grad():
+        # The thesis solves the weights with the networks frozen; the mask is a step function.
+        sd = s.detach()
+        positive = sd >= zeta
+        positive[rows, rows] = True
+        positive[rows, (rows + n) % (2 * n)] = True
+        log_w = torch.log(cross_instance_weights(sd, gamma)) + math.log(2 * n)
+    logits = s / temperature
+    log_num = torch.logsumexp(logits.masked_fill(~positive, float("-inf")), dim=1)
+    log_den = torch.logsumexp(logits + log_w, dim=1)
+    return (log_den - log_num).mean(), positive.sum(dim=1).to(s.dtype).mean()

@@ -23,7 +23,7 @@ ESTIMATOR_CLASSES = [cls for _, cls in all_estimators()]
 # The history_ keys whose entries are epochs of training (others are per-epoch extras).
 EPOCH_KEYS = {"AutoencoderKMeans": ["pretrain"], "DCSS": ["pretrain", "phase1", "phase2"],
               "DML": ["pretrain", "base", "dml"], "RDC": ["pretrain", "proximity"],
-              "PIPCDR": ["train"]}
+              "PIPCDR": ["train"], "C3": ["cc", "c3"]}
 
 
 @pytest.fixture(scope="module")

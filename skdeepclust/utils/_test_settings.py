@@ -7,6 +7,9 @@ through :func:`skdeepclust.utils.all_estimators`.
 TINY_PARAMS = {
     "AutoencoderKMeans": dict(hidden_layer_sizes=(16,), embedding_dim=2, pretrain_epochs=3,
                               batch_size=32, n_init=2),
+    # Briefly trained, CC's cluster head can merge two blobs: a larger step and 3 epochs.
+    "C3": dict(hidden_layer_sizes=(16,), embedding_dim=8, batch_size=16, pretrain_batch_size=16,
+               pretrain_epochs=3, pretrain_lr=3e-3, max_epochs=1, n_neighbors=2),
     # MNet needs some width and updates: a narrow, briefly trained one merges clusters.
     # On these small sets each u-space epoch makes at least 30 updates.
     "DCSS": dict(hidden_layer_sizes=(16,), embedding_dim=2, mnet_hidden_layer_sizes=(32, 32),
