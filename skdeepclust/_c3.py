@@ -197,8 +197,9 @@ class C3(BaseDeepClusterer):
         small table's backbone; 1e-3 undoes CC's clusters).
     {max_epochs}
         Epochs of phase 2 (C3); 0 gives Contrastive Clustering alone.
-    pretrain_epochs : int, default=15
-        Epochs of phase 1 (CC).
+    pretrain_epochs : int, default=10
+        Epochs of phase 1 (CC). On small data each makes at least 30
+        updates, so this sets the fit time up to some 8,000 rows.
     pretrain_batch_size : int, default=256
         Rows per update in phase 1 (capped at the number of samples; small
         data makes more passes per epoch, as in phase 2).
@@ -277,7 +278,7 @@ class C3(BaseDeepClusterer):
     ``tau_I=0.5``, ``tau_C=1.0``; C3 20 epochs, Adam 1e-5, batch 128,
     ``zeta=0.6`` (0.95 for 200 clusters), ``Gamma=0.1``, SimCLR image
     augmentations. Departures: an MLP backbone ``(128, 128)`` and vector
-    augmentations; 15 CC epochs and 5 C3 epochs (``pretrain_epochs``,
+    augmentations; 10 CC epochs and 5 C3 epochs (``pretrain_epochs``,
     ``max_epochs``), each epoch making at least 30 updates on small data
     (more passes over the rows, the batches staying whole); ``lr=1e-4`` in
     phase 2. The augmentation partner always counts as a positive (the
@@ -340,7 +341,7 @@ class C3(BaseDeepClusterer):
 
     def __init__(self, n_clusters=8, *, embedding_dim=128, hidden_layer_sizes=(128, 128),
                  head_hidden_dim=None, batch_size="auto", lr=1e-4, max_epochs=5,
-                 pretrain_epochs=15, pretrain_batch_size=256, pretrain_lr=3e-4,
+                 pretrain_epochs=10, pretrain_batch_size=256, pretrain_lr=3e-4,
                  instance_temperature=0.5, cluster_temperature=1.0, zeta=0.6, gamma=0.1,
                  c3_temperature=1.0, weight_decay=0.0, augmentation="corruption",
                  corruption_rate=0.3, noise_scale=0.1, n_neighbors=0, warm_start=False,
