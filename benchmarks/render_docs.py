@@ -47,6 +47,9 @@ USE_IT_WHEN = {
     "AutoencoderKMeans": "First deep method to try and the reference for the others: fewest "
                          "parameters, quickest to train; clusters compact in a non-linear view "
                          "of the features, or the embedding itself is wanted.",
+    "C3": "Many redundant columns, such as pixels (on digits 13 points over KMeans); a "
+          "contrastive embedding on the unit sphere and a cluster head for new rows. Not for "
+          "tables of a few columns, where it falls well under KMeans.",
     "DCSS": "k-means on autoencoder codes is a fair start but the clusters are not spherical or "
             "not well separated there; soft assignments (``predict_proba``) wanted; thousands "
             "of rows or more. Among the slower methods.",
@@ -70,7 +73,7 @@ USE_IT_WHEN = {
                           "seen from many angles (where the deep estimators lose); no "
                           "``predict`` for new rows.",
 }
-METHOD_PAGES = {"AutoencoderKMeans": "autoencoder_kmeans", "DCSS": "dcss", "DML": "dml",
+METHOD_PAGES = {"AutoencoderKMeans": "autoencoder_kmeans", "C3": "c3", "DCSS": "dcss", "DML": "dml",
                 "PIPCDR": "pipcdr", "RDC": "rdc"}
 BASELINE_ROLES = {
     "KMeans": ":class:`~sklearn.cluster.KMeans` (``n_init=10``)",
