@@ -8,7 +8,9 @@ matching of clusters to classes (Hungarian method). The scorers plug into
 label-free scorers measure the clusters where the clusterer saw the data:
 after the earlier steps of a pipeline (a ``StandardScaler``...), or, through
 :func:`make_silhouette_scorer` and :func:`make_calinski_harabasz_scorer`,
-in the clusterer's own embedding.
+in the clusterer's own embedding. :func:`average_accuracy` and
+:func:`average_forgetting` summarise continual clustering: a matrix of the
+accuracy on each task after training each later task.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ __all__ = [
     "make_calinski_harabasz_scorer",
     "SCORERS",
     "get_scorer",
+    "average_accuracy",
+    "average_forgetting",
 ]
 
 #: Above this many rows, :func:`silhouette_scorer` scores a seeded subsample
@@ -418,3 +422,88 @@ def get_scorer(name):
             f"{name!r} is not a scorer; use one of {sorted(SCORERS)} or a name of "
             "sklearn.metrics.get_scorer_names()."
         ) from exc
+
+
+# ------------------------------------------------------------ continual clustering
+
+
+def _check_accuracy_matrix(accuracy_matrix, min_tasks=1):
+    """The matrix as floats, checked: square, at least ``min_tasks``, finite where defined."""
+    A = check_array(accuracy_matrix, dtype=np.float64, ensure_all_finite=False)
+    n_tasks = A.shape[0]
+    if A.shape[1] != n_tasks:
+        raise ValueError(f"accuracy_matrix must be square (tasks x tasks), got shape {A.shape}.")
+    if n_tasks < min_tasks:
+        raise ValueError(f"accuracy_matrix needs at least {min_tasks} tasks, got {n_tasks}.")
+    upper = A[np.triu_indices(n_tasks)]
+    if not np.isfinite(upper).all():
+        raise ValueError("accuracy_matrix[i, j] must be finite for j >= i (task i measured "
+                         "after training task j); entries below the diagonal are ignored.")
+    return A
+
+
+@validate_params({"accuracy_matrix": ["array-like"]}, prefer_skip_nested_validation=True)
+def average_accuracy(accuracy_matrix):
+    """Average accuracy over all tasks after the last one (FBCC, eq. 6.10).
+
+    .. math:: \\overline{ACC} = \\frac{1}{N} \\sum_{t=1}^{N} ACC_{t, N}
+
+    Parameters
+    ----------
+    accuracy_matrix : array-like of shape (n_tasks, n_tasks)
+        ``accuracy_matrix[i, j]``: the accuracy on task ``i``'s rows after
+        training task ``j`` (e.g. :func:`clustering_accuracy`), for ``j >= i``;
+        entries below the diagonal are ignored (NaN is fine there).
+
+    Returns
+    -------
+    accuracy : float
+        The mean of the last column.
+
+    Examples
+    --------
+    >>> from skdeepclust.metrics import average_accuracy
+    >>> A = [[0.9, 0.8, 0.7],
+    ...      [0.0, 0.8, 0.6],
+    ...      [0.0, 0.0, 0.5]]
+    >>> round(average_accuracy(A), 4)  # (0.7 + 0.6 + 0.5) / 3
+    0.6
+    """
+    return float(_check_accuracy_matrix(accuracy_matrix)[:, -1].mean())
+
+
+@validate_params({"accuracy_matrix": ["array-like"]}, prefer_skip_nested_validation=True)
+def average_forgetting(accuracy_matrix):
+    """Average forgetting of the earlier tasks after the last one (FBCC, eq. 6.11).
+
+    .. math:: \\overline{F} = \\frac{1}{N - 1} \\sum_{i=1}^{N-1}
+              \\max_{t \\in \\{i, \\dots, N-1\\}} \\left(ACC_{i, t} - ACC_{i, N}\\right)
+
+    For each task but the last: how far its accuracy fell from its best
+    value before the last task was trained. The thesis writes
+    :math:`t \\in \\{1, \\dots, N-1\\}`, which includes :math:`t < i`,
+    where task :math:`i` was not yet seen; the standard range from
+    :math:`i` is used. Negative values mean the task improved.
+
+    Parameters
+    ----------
+    accuracy_matrix : array-like of shape (n_tasks, n_tasks)
+        As in :func:`average_accuracy`; at least two tasks.
+
+    Returns
+    -------
+    forgetting : float
+
+    Examples
+    --------
+    >>> from skdeepclust.metrics import average_forgetting
+    >>> A = [[0.9, 0.8, 0.7],
+    ...      [0.0, 0.8, 0.6],
+    ...      [0.0, 0.0, 0.5]]
+    >>> round(average_forgetting(A), 4)  # ((0.9 - 0.7) + (0.8 - 0.6)) / 2
+    0.2
+    """
+    A = _check_accuracy_matrix(accuracy_matrix, min_tasks=2)
+    last = A.shape[0] - 1
+    drops = [A[i, i:last].max() - A[i, last] for i in range(last)]
+    return float(np.mean(drops))

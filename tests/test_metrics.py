@@ -237,3 +237,39 @@ def test_get_scorer_by_name():
     assert ari(km, [[0.0], [0.1], [5.0], [5.1]], [1, 1, 0, 0]) == 1.0
     with pytest.raises(ValueError, match="'silhouette'"):
         get_scorer("no_such_scorer")
+
+
+# ------------------------------------------------------------ continual clustering
+
+
+def test_average_accuracy_and_forgetting_on_a_hand_made_matrix():
+    from skdeepclust.metrics import average_accuracy, average_forgetting
+
+    # Task 0 peaks after task 1 (0.9) and ends at 0.6; task 1 improves (0.7 -> 0.8);
+    # below the diagonal tasks were not yet seen: ignored, whatever they hold.
+    A = np.array([[0.5, 0.9, 0.6],
+                  [1.0, 0.7, 0.8],
+                  [np.nan, 1.0, 0.4]])
+    assert average_accuracy(A) == pytest.approx((0.6 + 0.8 + 0.4) / 3)
+    # max over t in {i .. N-1}: (0.9 - 0.6) and (0.7 - 0.8); t < i would give 1.0 - 0.8.
+    assert average_forgetting(A) == pytest.approx(((0.9 - 0.6) + (0.7 - 0.8)) / 2)
+
+
+@pytest.mark.parametrize("matrix, match", [
+    ([[0.5, 0.4]], "square"),
+    ([[0.5, np.nan], [0.0, 0.4]], "finite for j >= i"),
+])
+def test_continual_metrics_reject_bad_matrices(matrix, match):
+    from skdeepclust.metrics import average_accuracy, average_forgetting
+
+    for metric in (average_accuracy, average_forgetting):
+        with pytest.raises(ValueError, match=match):
+            metric(matrix)
+
+
+def test_forgetting_needs_two_tasks():
+    from skdeepclust.metrics import average_accuracy, average_forgetting
+
+    assert average_accuracy([[0.7]]) == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="at least 2 tasks"):
+        average_forgetting([[0.7]])
