@@ -52,10 +52,10 @@ DEMO_BUDGET_S = 120
 #: digits (1,797 x 64). Keep them small: fewer epochs, not other models. An
 #: estimator without an entry runs with its defaults.
 #:
-#: Seconds of a fit with defaults on digits (2 cores, one of them busy with
-#: another process): AutoencoderKMeans 7, DCSS 14, PIPCDR 15, RDC 9, KMeans < 1;
-#: the whole demo took 53 s with the imports, so no override is needed yet.
-#: A new estimator gets the remaining 60 s or so; beyond that, shrink here.
+#: Seconds of a fit with defaults on digits (2 idle cores): AutoencoderKMeans 7,
+#: C3 10, DCSS 13, DML 15, PIPCDR 13, RDC 8, KMeans < 1; the whole demo took
+#: 64 s with the imports, so no override is needed yet. A new estimator gets
+#: the remaining 50 s or so; beyond that, shrink here.
 DEMO_PARAMS: dict[str, dict] = {}
 
 
