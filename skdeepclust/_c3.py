@@ -472,26 +472,9 @@ class C3(BaseDeepClusterer):
     def _proba(self, H):
         return torch.softmax(self.net_.module_.cluster_head(H), dim=1)
 
-    def score(self, X, y=None):
-        """Mean cosine similarity of each row's embedding ``z`` to its cluster's centre.
-
-        Higher is better (at most 1); it needs no labels and compares fits of
-        the same estimator on the same data.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to score.
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        score : float
-        """
-        X_t = self._check_test_data(X)
-        self._eval_mode()
+    def _inertia(self, X_t):
+        # Unit-norm embeddings: the score is the mean cosine to the own cluster's centre.
         labels = torch.as_tensor(self._labels_of(X_t))
         Z = self._embed_batched(X_t).cpu()
         centers = torch.as_tensor(np.asarray(self.cluster_centers_, dtype=np.float32))
-        return float((Z * centers[labels]).sum(dim=1).double().mean())
+        return -float((Z * centers[labels]).sum(dim=1).double().mean())

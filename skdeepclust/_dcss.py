@@ -198,6 +198,7 @@ class _Phase2Net(UnsupervisedNet):
 
 @fill_doc(n_init_default=10, embedding_dim_default=10, hidden_default='"auto"',
           batch_size_auto_default=AUTO_BATCH_TEXT,
+          pretrain_lr_default="1e-3", fuzziness_default=1.5,
           pretrain_epochs_default=30, max_epochs_default=3)
 class DCSS(BaseDeepClusterer):
     """Deep clustering with self-supervision using pairwise similarities (DCSS).
@@ -272,8 +273,7 @@ class DCSS(BaseDeepClusterer):
     mnet_lr : float, default=1e-3
         Adam learning rate of MNet.
     {pretrain_epochs}
-    pretrain_lr : float, default=1e-3
-        Adam learning rate of the pretraining.
+    {pretrain_lr}
     {max_epochs}
         Phase 1 (``MaxIter1``); each epoch costs about ``n_clusters + 1/6``
         pretraining epochs.
@@ -295,8 +295,7 @@ class DCSS(BaseDeepClusterer):
         ``alpha``, weight of the centring term. It was set for pixels in
         ``[0, 1]``; with standardised features the reconstruction term grows
         with the number of features, so wide data may want a larger value.
-    fuzziness : float, default=1.5
-        ``m > 1``: 1 would give hard memberships, large values uniform ones.
+    {fuzziness}
     zeta : float, default=0.8
         Similarity threshold; ``0 < gamma < zeta < 1`` (warns when
         ``zeta <= 2/3``: similar pairs could then disagree on their label).

@@ -83,6 +83,7 @@ def difficult_clusters(centers, tau="auto"):
 
 @fill_doc(n_init_default=10, embedding_dim_default=10, hidden_default='"auto"',
           batch_size_auto_default=AUTO_BATCH_TEXT, lr_default="1e-4",
+          pretrain_lr_default="1e-3", fuzziness_default=1.2,
           pretrain_epochs_default=30, max_epochs_default=3)
 class DML(BaseDeepClusterer):
     """Deep multi-representation learning: cluster-specific autoencoders (DML).
@@ -132,8 +133,7 @@ class DML(BaseDeepClusterer):
         Of every autoencoder in the DSL and DML stages (the reference code:
         1e-5 at batches of 1,000 rows and hundreds of epochs).
     {pretrain_epochs}
-    pretrain_lr : float, default=1e-3
-        Adam learning rate of the pretraining.
+    {pretrain_lr}
     {max_epochs}
         The DML stage (``MaxIter``); each epoch costs about ``n_clusters``
         pretraining epochs. 0 gives the base alone.
@@ -154,8 +154,7 @@ class DML(BaseDeepClusterer):
         T1 + 1, ... (the DML stage recomputes them every epoch).
     centering_weight : float, default=0.1
         ``lambda``, weight of the centring term against reconstruction.
-    fuzziness : float, default=1.2
-        ``m > 1``: 1 would give hard memberships, large values uniform ones.
+    {fuzziness}
         The paper's 1.5 (also :class:`DCSS`'s default) makes the centre
         updates pull the centres of overlapping clusters towards each
         other; 1.2 scored higher on the benchmark tables (Notes).

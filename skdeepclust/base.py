@@ -426,7 +426,10 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         As :meth:`sklearn.cluster.KMeans.score` (minus an inertia): the
         summed squared distance of each embedded row to its closest centre
         (PIPCDR, whose embedding lies on the unit sphere: the summed cosine
-        dissimilarity ``1 - cos``). Higher is better; it needs no labels. It
+        dissimilarity ``1 - cos``; C3: the mean cosine of each row's
+        embedding to its cluster's centre, at most 1; DML: each squared
+        distance in its cluster's own space). Higher is better; it needs no
+        labels. It
         compares fits of the same estimator on the same data (e.g. seeds);
         across ``n_clusters`` it rises with the number of clusters, as
         k-means' inertia falls.

@@ -774,3 +774,22 @@ def test_thread_count_is_restored_when_training_fails():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_cluster_specific_net_sets_training_mode_once_per_batch():
+    # Setting the mode walks every submodule of all the networks; the K updates of a batch
+    # share it, so it is set once per batch, not K times.
+    module = nn.ModuleList([_autoencoder_1d(1.0), _autoencoder_1d(2.0)])
+    calls = []
+    train = module.train
+
+    def counting_train(mode=True):
+        calls.append(mode)
+        return train(mode)
+
+    module.train = counting_train
+    X = torch.tensor([[0.5], [1.0], [2.0], [3.0]])
+    _cluster_specific(module, [[0.0], [1.0], [4.0]], X, batch_size=2, epochs=2,
+                      cluster_to_network=[1, 0, 1])
+    # 2 batches x 2 epochs, each with K = 3 updates
+    assert calls.count(True) == 4

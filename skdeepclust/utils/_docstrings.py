@@ -36,6 +36,11 @@ SHARED_DOCS = {
     Learning rate of the Adam optimiser.""",
     "pretrain_epochs": """pretrain_epochs : int, default={pretrain_epochs_default}
     Epochs of autoencoder pretraining (reconstruction only).""",
+    "pretrain_lr": """pretrain_lr : float, default={pretrain_lr_default}
+    Adam learning rate of the pretraining.""",
+    "fuzziness": """fuzziness : float, default={fuzziness_default}
+    ``m > 1`` of the fuzzy memberships: 1 would give hard memberships,
+    large values uniform ones.""",
     "max_epochs": """max_epochs : int, default={max_epochs_default}
     Epochs of the main clustering phase.""",
     "n_init": """n_init : int, default={n_init_default}
