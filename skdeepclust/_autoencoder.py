@@ -14,11 +14,13 @@ import torch
 from sklearn.cluster import KMeans
 from torch import nn
 
+from skdeepclust._network import user_autoencoder
 from skdeepclust._training import batched_apply, evaluating
 from skdeepclust.losses import ReconstructionCriterion
 from skdeepclust.nn import MLPAutoencoder, xavier_init
 
 __all__ = ["auto_hidden_layer_sizes", "resolve_hidden_layer_sizes", "build_autoencoder",
+           "estimator_autoencoder",
            "fan_in_init", "pretrain_autoencoder", "embed", "kmeans_on_codes"]
 
 #: Widest first layer of ``hidden_layer_sizes="auto"``.
@@ -145,6 +147,30 @@ def build_autoencoder(n_features, hidden_layer_sizes, embedding_dim, *, init="xa
     hidden = resolve_hidden_layer_sizes(hidden_layer_sizes, n_features, min_width=min_width)
     module = MLPAutoencoder(n_features, hidden, embedding_dim)
     return xavier_init(module) if init == "xavier" else fan_in_init(module)
+
+
+def estimator_autoencoder(est, X, *, init="xavier", min_width=64):
+    """The autoencoder a fit of ``est`` starts from: the user's ``module`` or the MLP.
+
+    Parameters
+    ----------
+    est : estimator
+        Its ``module``, ``hidden_layer_sizes`` and ``embedding_dim`` are read.
+    X : torch.Tensor of shape (n_samples, n_features)
+        The training rows (a user module's shapes are checked on them).
+    init, min_width
+        Of the MLP: see :func:`build_autoencoder`. A user module keeps the
+        weights it was built with.
+
+    Returns
+    -------
+    autoencoder : skdeepclust.nn.Autoencoder
+        ``x -> (code, reconstruction)`` with ``encoder`` and ``decoder``.
+    """
+    if est.module is None:
+        return build_autoencoder(X.shape[1], est.hidden_layer_sizes, est.embedding_dim,
+                                 init=init, min_width=min_width)
+    return user_autoencoder(est.module, X, est.embedding_dim, owner=type(est).__name__)
 
 
 def pretrain_autoencoder(X, ctx, module, *, epochs, lr=None, batch_size=None,

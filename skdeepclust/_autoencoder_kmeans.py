@@ -7,8 +7,8 @@ from numbers import Integral
 from sklearn.utils._param_validation import Interval
 
 from skdeepclust._autoencoder import (
-    build_autoencoder,
     embed,
+    estimator_autoencoder,
     kmeans_on_codes,
     pretrain_autoencoder,
 )
@@ -37,6 +37,7 @@ class AutoencoderKMeans(BaseDeepClusterer):
     {n_clusters}
     {embedding_dim}
     {hidden_layer_sizes}
+    {module_autoencoder}
     {batch_size}
         On digits, batches of 256 gave 0.726 ACC and ``"auto"`` 0.808
         (seeds 0-2).
@@ -85,12 +86,13 @@ class AutoencoderKMeans(BaseDeepClusterer):
         "n_init": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes="auto",
+    def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes="auto", module=None,
                  batch_size="auto", lr=1e-3, pretrain_epochs=30, n_init=10, device="auto",
                  random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.module = module
         self.batch_size = batch_size
         self.lr = lr
         self.pretrain_epochs = pretrain_epochs
@@ -100,7 +102,7 @@ class AutoencoderKMeans(BaseDeepClusterer):
         self.verbose = verbose
 
     def _fit(self, X, ctx):
-        module = build_autoencoder(X.shape[1], self.hidden_layer_sizes, self.embedding_dim)
+        module = estimator_autoencoder(self, X)
         net = pretrain_autoencoder(X, ctx, module, epochs=self.pretrain_epochs)
         centers = kmeans_on_codes(embed(module.encoder, X, module), self.n_clusters,
                                   n_init=self.n_init, random_state=ctx.sub_seed())

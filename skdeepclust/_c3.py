@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from skdeepclust._autoencoder import resolve_hidden_layer_sizes
+from skdeepclust._network import user_encoder
 from skdeepclust._training import TwoViewNet, batched_apply, evaluating, loss_history, passes_for
 from skdeepclust.augment import AUGMENTATION_NAMES, neighbor_views
 from skdeepclust.base import BaseDeepClusterer
@@ -43,12 +44,16 @@ class _C3Module(nn.Module):
     is off (C3's phase, which never reads the cluster head).
     """
 
-    def __init__(self, n_features, hidden, head_hidden, embedding_dim, n_clusters):
+    def __init__(self, n_features, hidden, head_hidden, embedding_dim, n_clusters, *,
+                 backbone=None):
         super().__init__()
-        # MLP's last layer is linear: append BN-ReLU so every backbone layer is alike and
-        # h is non-negative, like ResNet's pooled output that CC's heads were built on.
-        self.backbone = nn.Sequential(*MLP(n_features, hidden[:-1], hidden[-1], batch_norm=True),
-                                      nn.BatchNorm1d(hidden[-1]), nn.ReLU())
+        self.n_features = n_features
+        if backbone is None:
+            # MLP's last layer is linear: append BN-ReLU so every backbone layer is alike and
+            # h is non-negative, like ResNet's pooled output that CC's heads were built on.
+            backbone = nn.Sequential(*MLP(n_features, hidden[:-1], hidden[-1], batch_norm=True),
+                                     nn.BatchNorm1d(hidden[-1]), nn.ReLU())
+        self.backbone = backbone
         self.instance_head = MLP(hidden[-1], [head_hidden], embedding_dim)
         self.cluster_head = MLP(hidden[-1], [head_hidden], n_clusters)
         self.with_clusters = True
@@ -189,6 +194,8 @@ class C3(BaseDeepClusterer):
         Widths of the backbone's layers (each ``Linear-BatchNorm-ReLU``); the
         last is the width ``R`` the heads read. ``"auto"`` as in the other
         estimators, ``(w, w, 4 w)``. Not empty.
+    {module_encoder}
+        It replaces the backbone ``f``; the heads are built on its width.
     head_hidden_dim : int or None, default=None
         Hidden width of both heads (``Linear-ReLU-Linear``); None: ``R``.
     {batch_size}
@@ -340,7 +347,7 @@ class C3(BaseDeepClusterer):
     }
 
     def __init__(self, n_clusters=8, *, embedding_dim=128, hidden_layer_sizes=(128, 128),
-                 head_hidden_dim=None, batch_size="auto", lr=1e-4, max_epochs=5,
+                 module=None, head_hidden_dim=None, batch_size="auto", lr=1e-4, max_epochs=5,
                  pretrain_epochs=10, pretrain_batch_size=256, pretrain_lr=3e-4,
                  instance_temperature=0.5, cluster_temperature=1.0, zeta=0.6, gamma=0.1,
                  c3_temperature=1.0, weight_decay=0.0, augmentation="corruption",
@@ -349,6 +356,7 @@ class C3(BaseDeepClusterer):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.module = module
         self.head_hidden_dim = head_hidden_dim
         self.batch_size = batch_size
         self.lr = lr
@@ -383,11 +391,12 @@ class C3(BaseDeepClusterer):
     def _warm(self):
         return self.warm_start and hasattr(self, "net_")
 
-    def _build(self, n_features):
+    def _build(self, X):
+        n_features = X.shape[1]
         if self._warm():
             # A copy: a failed refit leaves the fitted networks as they were.
             module = copy.deepcopy(self.net_.module_)
-            width = module.backbone[0].in_features
+            width = module.n_features
             if width != n_features:
                 raise ValueError(f"X has {n_features} features, but {type(self).__name__} "
                                  f"was fitted with {width} (warm_start=True).")
@@ -397,9 +406,16 @@ class C3(BaseDeepClusterer):
                                  f"embedding_dim={shape[0]} and n_clusters={shape[1]}; set "
                                  "warm_start=False to change them.")
             return module
-        hidden = resolve_hidden_layer_sizes(self.hidden_layer_sizes, n_features)
+        backbone = None
+        if self.module is None:
+            hidden = resolve_hidden_layer_sizes(self.hidden_layer_sizes, n_features)
+        else:
+            backbone, width = user_encoder(self.module, X, self.embedding_dim,
+                                           owner=type(self).__name__)
+            hidden = (width,)
         head = hidden[-1] if self.head_hidden_dim is None else self.head_hidden_dim
-        return _C3Module(n_features, hidden, head, self.embedding_dim, self.n_clusters)
+        return _C3Module(n_features, hidden, head, self.embedding_dim, self.n_clusters,
+                         backbone=backbone)
 
     def _phase(self, ctx, module, X, views, criterion, *, epochs, batch_size, lr, phase):
         n = X.shape[0]
@@ -419,7 +435,7 @@ class C3(BaseDeepClusterer):
     def _fit(self, X, ctx):
         n, d = X.shape
         warm = self._warm()
-        module = self._build(d).to(ctx.device)
+        module = self._build(X).to(ctx.device)
         views = neighbor_views(self.augmentation, X, n_neighbors=self.n_neighbors,
                                generator=ctx.device_generator, random_state=ctx.sub_seed,
                                corruption_rate=self.corruption_rate,

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from skdeepclust._autoencoder import (
-    build_autoencoder,
     embed,
+    estimator_autoencoder,
     kmeans_on_codes,
     pretrain_autoencoder,
 )
@@ -137,7 +137,7 @@ def train_dsl(X, ctx, *, epochs, batch_size, key, phase):
     result : DSLResult
     """
     est = ctx.estimator
-    autoencoder = build_autoencoder(X.shape[1], est.hidden_layer_sizes, est.embedding_dim)
+    autoencoder = estimator_autoencoder(est, X)
     pretrain = pretrain_autoencoder(X, ctx, autoencoder, epochs=est.pretrain_epochs,
                                     lr=est.pretrain_lr, batch_size=batch_size)
     centers = kmeans_on_codes(embed(autoencoder.encoder, X, autoencoder), est.n_clusters,

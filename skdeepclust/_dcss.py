@@ -254,6 +254,8 @@ class DCSS(BaseDeepClusterer):
     {n_clusters}
     {embedding_dim}
     {hidden_layer_sizes}
+    {module_autoencoder}
+        It replaces the autoencoder of both phases; MNet is built on its codes.
         The paper's MLP autoencoder is ``D-500-500-2000-d`` with ReLU hidden
         layers; here the code and the output are linear. Not empty.
     mnet_hidden_layer_sizes : tuple of int, default=(128, 128, 128)
@@ -433,7 +435,7 @@ class DCSS(BaseDeepClusterer):
         "n_init": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes="auto",
+    def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes="auto", module=None,
                  mnet_hidden_layer_sizes=(128, 128, 128), batch_size="auto", lr=1e-5, mnet_lr=1e-3,
                  pretrain_epochs=30, pretrain_lr=1e-3, max_epochs=3, mnet_epochs=20,
                  mnet_warmup_epochs=1, u_space_epochs=5, center_update_interval=2,
@@ -442,6 +444,7 @@ class DCSS(BaseDeepClusterer):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.module = module
         self.mnet_hidden_layer_sizes = mnet_hidden_layer_sizes
         self.batch_size = batch_size
         self.lr = lr

@@ -126,6 +126,9 @@ class DML(BaseDeepClusterer):
     {n_clusters}
     {embedding_dim}
     {hidden_layer_sizes}
+    {module_autoencoder}
+        It replaces the base autoencoder, and each of the ``L`` networks
+        is a copy of it.
         Every network has the base's widths (the paper's MLP is
         ``D-500-500-2000-d``). Not empty.
     {batch_size}
@@ -280,7 +283,7 @@ class DML(BaseDeepClusterer):
         "n_init": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes="auto",
+    def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes="auto", module=None,
                  batch_size="auto", lr=1e-4, pretrain_epochs=30, pretrain_lr=1e-3,
                  max_epochs=3, base="dsl", base_epochs=3, tau="auto", center_update_interval=2,
                  centering_weight=0.1, fuzziness=1.2, n_init=10, device="auto",
@@ -288,6 +291,7 @@ class DML(BaseDeepClusterer):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.module = module
         self.batch_size = batch_size
         self.lr = lr
         self.pretrain_epochs = pretrain_epochs

@@ -21,6 +21,7 @@ from torch import nn
 
 from skdeepclust._autoencoder import embed, resolve_hidden_layer_sizes
 from skdeepclust._kmeans import spherical_kmeans
+from skdeepclust._network import user_encoder
 from skdeepclust._streaming import (
     Reservoir,
     RunningMoments,
@@ -53,9 +54,13 @@ class _PIPCDRModule(OnlineTarget):
     """
 
     def __init__(self, n_features, hidden, projector_hidden, embedding_dim, predictor_hidden,
-                 queue_size):
+                 queue_size, *, backbone=None, backbone_width=None):
         # Backbone layers and the projector's hidden layer are Linear-BN-ReLU.
-        online = MLP(n_features, [*hidden, projector_hidden], embedding_dim, batch_norm=True)
+        if backbone is None:
+            online = MLP(n_features, [*hidden, projector_hidden], embedding_dim, batch_norm=True)
+        else:
+            online = nn.Sequential(backbone, MLP(backbone_width, [projector_hidden],
+                                                 embedding_dim, batch_norm=True))
         predictor = MLP(embedding_dim, [predictor_hidden], embedding_dim, batch_norm=True)
         for m in predictor.modules():
             if isinstance(m, nn.Linear):
@@ -278,6 +283,10 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     {n_clusters}
     {embedding_dim}
     {hidden_layer_sizes}
+    {module_encoder}
+        It replaces the backbone, which then reads the internally
+        standardised rows (``standardize``); the projector, the predictor
+        and the target network's copy are built on it.
     projector_hidden_dim : int, default=256
         Hidden width of the projector ``Linear-BN-ReLU-Linear`` after the
         backbone.
@@ -528,7 +537,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         "tol": [Interval(Real, 0, 1, closed="left")],
     }
 
-    def __init__(self, n_clusters=8, *, embedding_dim=64, hidden_layer_sizes=(256,),
+    def __init__(self, n_clusters=8, *, embedding_dim=64, hidden_layer_sizes=(256,), module=None,
                  projector_hidden_dim=256, predictor_hidden_dim=256, batch_size="auto", lr=0.2,
                  max_epochs=20, min_steps=800, warmup_epochs=2, predictor_lr_scale=10.0,
                  weight_decay=5e-4, sigma=1e-3, momentum=0.99, momentum_schedule="cosine",
@@ -539,6 +548,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.module = module
         self.projector_hidden_dim = projector_hidden_dim
         self.predictor_hidden_dim = predictor_hidden_dim
         self.batch_size = batch_size
@@ -586,11 +596,18 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         return _TrainState(mode=mode, labels=labels, generator=ctx.device_generator,
                            est=self, views=views, **kwargs)
 
-    def _build(self, n_features, device):
-        hidden = list(resolve_hidden_layer_sizes(self.hidden_layer_sizes, n_features))
+    def _build(self, X):
+        n_features = X.shape[1]
+        hidden, backbone, width = [], None, None
+        if self.module is None:
+            hidden = list(resolve_hidden_layer_sizes(self.hidden_layer_sizes, n_features))
+        else:
+            backbone, width = user_encoder(self.module, X, self.embedding_dim,
+                                           owner=type(self).__name__)
         module = _PIPCDRModule(n_features, hidden, self.projector_hidden_dim, self.embedding_dim,
-                               self.predictor_hidden_dim, self.queue_size)
-        return module.to(device)
+                               self.predictor_hidden_dim, self.queue_size, backbone=backbone,
+                               backbone_width=width)
+        return module.to(X.device)
 
     def _net(self, ctx, module, X, state, batch_size, epochs=0, **kwargs):
         return ctx.train_phase(
@@ -624,7 +641,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     def _fit(self, X, ctx):
         n, d = X.shape
         moments = RunningMoments(d).update(X)
-        module = self._build(d, ctx.device)
+        module = self._build(X)
         if self.standardize:
             module.mean.copy_(torch.as_tensor(moments.mean))
             module.scale.copy_(torch.as_tensor(moments.scale()))
@@ -685,7 +702,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         if first_call:
             stream = _Stream(moments=RunningMoments(d), reservoir=Reservoir(_RESERVOIR),
                              counts=torch.zeros(self.n_clusters, device=X.device))
-            module = self._build(d, ctx.device)
+            module = self._build(X)
             history = {"partial_fit": []}
         else:
             # The mixin snapshotted the fitted state: a failed call restores it.

@@ -48,6 +48,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skdeepclust._autoencoder import resolve_hidden_layer_sizes
+from skdeepclust._network import MODULE_CONSTRAINT
 from skdeepclust._training import batched_apply, small_data_batch_size, train_phase
 
 __all__ = ["BaseDeepClusterer", "ContinualClustererMixin", "FitContext"]
@@ -206,6 +207,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", StrOptions({"auto"})],
+        "module": MODULE_CONSTRAINT,
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "device": [str, torch.device],
@@ -290,7 +292,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
                 f"n_samples={n_samples} should be >= n_clusters={self.n_clusters}."
             )
         hidden = resolve_hidden_layer_sizes(self.hidden_layer_sizes, X.shape[1])
-        if self._hidden_layers_required and not hidden:
+        if self._hidden_layers_required and not hidden and self.module is None:
             raise ValueError(
                 f"hidden_layer_sizes must not be empty for {type(self).__name__}."
             )

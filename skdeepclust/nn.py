@@ -1,4 +1,4 @@
-"""Network building blocks for feature vectors: MLPs, an MLP autoencoder, heads."""
+"""Network building blocks: MLPs, autoencoders (MLP and convolutional), heads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from torch import nn
 
 __all__ = [
     "MLP",
+    "Autoencoder",
     "MLPAutoencoder",
+    "ConvAutoencoder",
     "ClusteringHead",
     "xavier_init",
     "copy_module",
@@ -68,7 +70,43 @@ class MLP(nn.Sequential):
         self.out_features = out_features
 
 
-class MLPAutoencoder(nn.Module):
+class Autoencoder(nn.Module):
+    """An encoder and a decoder joined: ``x -> (code, reconstruction)``.
+
+    The shape every autoencoder-based estimator trains: pass one (or a
+    callable that builds one) as an estimator's ``module`` to replace its
+    MLP. The encoder maps rows ``(batch, n_features)`` to codes ``(batch,
+    embedding_dim)``, the decoder codes back to rows.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        Rows to codes.
+    decoder : torch.nn.Module
+        Codes to rows.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skdeepclust.nn import Autoencoder
+    >>> ae = Autoencoder(nn.Linear(6, 2), nn.Linear(2, 6))
+    >>> z, x_hat = ae(torch.zeros(5, 6))
+    >>> tuple(z.shape), tuple(x_hat.shape)
+    ((5, 2), (5, 6))
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)
+        return z, self.decoder(z)
+
+
+class MLPAutoencoder(Autoencoder):
     """Symmetric MLP autoencoder ``D -> hidden -> d -> reversed(hidden) -> D``.
 
     The bottleneck and the output are linear: standardised inputs need a
@@ -98,14 +136,98 @@ class MLPAutoencoder(nn.Module):
 
     def __init__(self, n_features: int, hidden_layer_sizes: Sequence[int], embedding_dim: int,
                  *, batch_norm: bool = False):
-        super().__init__()
         hidden = list(hidden_layer_sizes)
-        self.encoder = MLP(n_features, hidden, embedding_dim, batch_norm=batch_norm)
-        self.decoder = MLP(embedding_dim, hidden[::-1], n_features, batch_norm=batch_norm)
+        super().__init__(MLP(n_features, hidden, embedding_dim, batch_norm=batch_norm),
+                         MLP(embedding_dim, hidden[::-1], n_features, batch_norm=batch_norm))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.encoder(x)
-        return z, self.decoder(z)
+
+class _Bottleneck(nn.Module):
+    """Residual bottleneck ``1x1 -> 3x3 -> 1x1`` (width 64) with BatchNorm, as in ResNet."""
+
+    def __init__(self, channels: int, width: int = 64):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, channels, 1, bias=False), nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x):
+        return torch.relu(x + self.body(x))
+
+
+class _Unflatten(nn.Module):
+    """Rows ``(batch, C * H * W)`` to images ``(batch, C, H, W)``."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class ConvAutoencoder(Autoencoder):
+    """The convolutional autoencoder of DCSS and DML for 28 x 28 images.
+
+    The reference architecture of both papers' grey-scale results (MNIST,
+    Fashion-MNIST). Encoder: conv 5x5/2 to 32 channels (BatchNorm, ReLU), a
+    residual bottleneck block, conv 5x5/2 to 64 (ReLU), a block, conv 3x3/2
+    to 128 (ReLU), a block, flatten (1,152) and a linear map to the code.
+    Decoder: linear to 1,152 (ReLU), transposed convs 3x3/2 to 64 and 5x5/2
+    to 32 (ReLU), 4x4/2 to the image (linear output). Rows stay 2-D, as
+    scikit-learn wants them: the network reshapes ``(batch, C * 784)`` rows
+    to images and flattens its reconstructions back.
+
+    The signature is the one an estimator calls a ``module`` builder with,
+    so ``DCSS(module=ConvAutoencoder)`` trains it with the estimator's
+    ``embedding_dim``.
+
+    Parameters
+    ----------
+    n_features : int, default=784
+        Row width: ``channels * 28 * 28``.
+    embedding_dim : int, default=10
+        Code width (10 in the papers).
+    channels : int, default=1
+        Image channels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.nn import ConvAutoencoder
+    >>> ae = ConvAutoencoder(784, 10)
+    >>> z, x_hat = ae(torch.zeros(3, 784))
+    >>> tuple(z.shape), tuple(x_hat.shape)
+    ((3, 10), (3, 784))
+    """
+
+    def __init__(self, n_features: int = 784, embedding_dim: int = 10, *, channels: int = 1):
+        if n_features != channels * 28 * 28:
+            raise ValueError(
+                f"ConvAutoencoder takes 28 x 28 images with {channels} channel(s), i.e. rows of "
+                f"{channels * 784} features; got {n_features} features."
+            )
+        encoder = nn.Sequential(
+            _Unflatten((channels, 28, 28)),
+            nn.Conv2d(channels, 32, 5, stride=2, padding=2), nn.BatchNorm2d(32), nn.ReLU(),
+            _Bottleneck(32),
+            nn.Conv2d(32, 64, 5, stride=2, padding=2), nn.ReLU(),   # 14 -> 7
+            _Bottleneck(64),
+            nn.Conv2d(64, 128, 3, stride=2), nn.ReLU(),             # 7 -> 3
+            _Bottleneck(128),
+            nn.Flatten(),
+            nn.Linear(128 * 3 * 3, embedding_dim),
+        )
+        decoder = nn.Sequential(
+            nn.Linear(embedding_dim, 128 * 3 * 3), nn.ReLU(),
+            _Unflatten((128, 3, 3)),
+            nn.ConvTranspose2d(128, 64, 3, stride=2), nn.ReLU(),                             # 7
+            nn.ConvTranspose2d(64, 32, 5, stride=2, padding=2, output_padding=1), nn.ReLU(),  # 14
+            nn.ConvTranspose2d(32, channels, 4, stride=2, padding=1),                        # 28
+            nn.Flatten(),
+        )
+        super().__init__(encoder, decoder)
 
 
 class ClusteringHead(nn.Module):

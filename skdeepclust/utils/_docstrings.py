@@ -29,6 +29,32 @@ SHARED_DOCS = {
     ``w`` the power of two at or above twice ``n_features``, between 64 and
     256 (``(64, 64, 256)`` up to 32 features, ``(128, 128, 512)`` up to 64,
     ``(256, 256, 1024)`` from 65 on).""",
+    "module_autoencoder": """module : torch.nn.Module, callable or None, default=None
+    The autoencoder to train instead of the MLP of ``hidden_layer_sizes``
+    (which is then ignored): a module with ``encoder`` (rows ``(batch,
+    n_features)`` to codes ``(batch, embedding_dim)``) and ``decoder``
+    (codes back to rows) submodules, such as
+    :class:`skdeepclust.nn.Autoencoder` or
+    :class:`skdeepclust.nn.ConvAutoencoder`, or a callable
+    ``module(n_features, embedding_dim)`` that builds one (a class, a
+    function, a :func:`functools.partial`). A module is deep-copied by
+    each fit and by ``clone``, so its weights are never trained in place
+    and never shared between two fits; a callable builds it under the
+    fit's seed. Rows stay 2-D: an image network reshapes them itself
+    (as ``ConvAutoencoder`` does). Its shapes are checked on the first
+    rows before training.""",
+    "module_encoder": """module : torch.nn.Module, callable or None, default=None
+    The encoder to train instead of the MLP of ``hidden_layer_sizes``
+    (which is then ignored): a module mapping rows ``(batch,
+    n_features)`` to a 2-D output of any width, the method's heads being
+    built on that width; an autoencoder (such as
+    :class:`skdeepclust.nn.ConvAutoencoder`) lends its ``encoder``. Or a
+    callable ``module(n_features, embedding_dim)`` that builds one (a
+    class, a function, a :func:`functools.partial`). A module is
+    deep-copied by each fit and by ``clone``, so its weights are never
+    trained in place and never shared between two fits; a callable builds
+    it under the fit's seed. Rows stay 2-D: an image network reshapes them
+    itself. Its output is checked on the first rows before training.""",
     "batch_size": """batch_size : int or "auto", default="auto"
     Rows per update. An int is used as given in every phase (capped at the
     number of samples). ``"auto"``: {batch_size_auto_default}""",
