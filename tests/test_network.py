@@ -117,10 +117,11 @@ def test_a_builder_repeats_bit_for_bit(name, cls, blobs):
     np.testing.assert_array_equal(a.transform(X), b.transform(X))
 
 
-def test_grid_search_over_a_module_constructor_argument(blobs):
+@pytest.mark.parametrize("name, cls", all_estimators())
+def test_grid_search_over_a_module_constructor_argument(name, cls, blobs):
     X, _ = blobs
-    grid = [functools.partial(TinyAutoencoder, width=w) for w in (4, 16)]
-    search = GridSearchCV(tiny_instance(DML, n_clusters=3), {"module": grid}, cv=2).fit(X)
+    grid = [functools.partial(_builder(name), width=w) for w in (4, 16)]
+    search = GridSearchCV(tiny_instance(cls, n_clusters=3), {"module": grid}, cv=2).fit(X)
     assert search.best_params_["module"] in grid
     widths = {m.layers[0].out_features
               for m in search.best_estimator_.net_.module_.modules() if isinstance(m, TinyEncoder)}
