@@ -9,6 +9,7 @@ from torch import nn
 
 __all__ = [
     "MLP",
+    "mlp_backbone",
     "MLPAutoencoder",
     "ClusteringHead",
     "xavier_init",
@@ -66,6 +67,27 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
         self.in_features = in_features
         self.out_features = out_features
+
+
+def mlp_backbone(in_features: int, hidden_layer_sizes: Sequence[int]) -> nn.Sequential:
+    """``Linear -> BatchNorm1d -> ReLU`` for every width: a backbone whose heads read its last layer.
+
+    Every layer alike, the output non-negative (like ResNet's pooled output,
+    which Contrastive Clustering's heads were built on). The layers are those
+    of ``MLP(in, widths[:-1], widths[-1], batch_norm=True)`` followed by
+    ``BatchNorm1d`` and ``ReLU``, in one flat ``nn.Sequential``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.nn import mlp_backbone
+    >>> net = mlp_backbone(4, [8, 6])
+    >>> len(net), net(torch.randn(5, 4)).shape, bool((net(torch.randn(5, 4)) >= 0).all())
+    (6, torch.Size([5, 6]), True)
+    """
+    hidden = list(hidden_layer_sizes)
+    return nn.Sequential(*MLP(in_features, hidden[:-1], hidden[-1], batch_norm=True),
+                         nn.BatchNorm1d(hidden[-1]), nn.ReLU())
 
 
 class MLPAutoencoder(nn.Module):
