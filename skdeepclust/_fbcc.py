@@ -71,7 +71,9 @@ class _FBCCModel(nn.Module):
 
     def __init__(self, n_features, hidden, cluster_hidden, embedding_dim):
         super().__init__()
-        self.backbone = mlp_backbone(n_features, hidden)
+        # LayerNorm, not BatchNorm: running statistics would follow the newest task, and
+        # shifted every older task's rows at inference (old heads fell to chance on blobs).
+        self.backbone = mlp_backbone(n_features, hidden, norm="layer")
         self.cluster_first = nn.Sequential(nn.Linear(hidden[-1], cluster_hidden), nn.ReLU())
         self.heads = nn.ModuleList()
         self.projector = None
@@ -185,6 +187,28 @@ def _prototypes(z_a, z_b, c_a, c_b, n_clusters):
     return F.normalize(sums[keep], dim=1), torch.nonzero(keep).flatten()
 
 
+@torch.inference_mode()
+def _head_summary(model, head, X, columns=None):
+    """A head over its task's rows: used columns, (mean, std) of the maximum logit, centroids.
+
+    ``columns`` None: the columns that win the argmax for at least one row;
+    the statistics and the unit-norm per-column centroids of ``h_hat`` are
+    then over those columns.
+    """
+    H = batched_apply(model.hidden, X)
+    logits = head(H)
+    if columns is None:
+        columns = torch.unique(logits.argmax(dim=1))
+    columns = torch.as_tensor(columns, device=H.device)
+    used = logits[:, columns]
+    top, local = used.max(dim=1)
+    top = top.double()
+    stats = [float(top.mean()), max(float(top.std(unbiased=False)), 1e-6)]
+    members = F.one_hot(local, len(columns)).to(H.dtype)
+    centroids = F.normalize(members.T @ H, dim=1)
+    return columns.cpu().numpy(), stats, centroids.cpu().numpy()
+
+
 # ----------------------------------------------------------------------------- estimator
 
 @fill_doc(embedding_dim_default=128, hidden_default="(256, 256)",
@@ -273,7 +297,7 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
     {embedding_dim}
         The projectors' output ``E`` (the space of the prototypes).
     hidden_layer_sizes : tuple of int or "auto", default=(256, 256)
-        Widths of the teacher's backbone (each ``Linear-BatchNorm-ReLU``);
+        Widths of the teacher's backbone (each ``Linear-LayerNorm-ReLU``);
         the last is the width ``R`` the heads and students share.
         ``"auto"`` as in the other estimators, ``(w, w, 4 w)``. Not empty.
     student_hidden_layer_sizes : tuple of int, default=(64,)
@@ -309,14 +333,18 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
         ``tau_c`` of ``L_clu``.
     use_prototypes : bool, default=True
         Add the earlier tasks' prototypes as negatives of ``L_con``.
-    task_inference : {{"standardized", "concat"}}, default="standardized"
-        How :meth:`predict` picks a head. ``"concat"``: the argmax over all
-        heads' logits side by side (the paper's rule). ``"standardized"``:
-        the head whose maximum logit is highest in units of that head's
-        spread on its own task (``(max - mu_u) / sigma_u``, stored in
-        ``head_logit_stats_``), then the argmax inside it; heads trained at
-        different times have logits of different scales, which the paper's
-        rule ignores. It only changes inference: set it after fitting.
+    task_inference : {{"standardized", "concat", "centroid"}}, default="standardized"
+        How :meth:`predict` picks a cluster among all tasks' clusters.
+        ``"concat"``: the argmax over all heads' logits side by side (the
+        paper's rule). ``"standardized"``: the head whose maximum logit is
+        highest in units of that head's spread on its own task (``(max -
+        mu_u) / sigma_u``, ``head_logit_stats_``), then the argmax inside it;
+        heads trained at different times have logits of different scales,
+        which the paper's rule ignores. ``"centroid"``: the cluster whose
+        centroid of :meth:`transform`'s output, stored at the end of its task
+        (``hidden_centroids_``), is closest in cosine: right where tasks lie
+        apart in that space (separated blobs), weaker where they overlap.
+        It only changes inference: set it after fitting.
     partial_fit_unit : {{"task", "block"}}, default="task"
         What one :meth:`partial_fit` call is: a whole task, or one epoch over
         a block of the open task (closed by :meth:`end_task`).
@@ -348,6 +376,9 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
     head_logit_stats_ : ndarray of shape (n_tasks_, 2)
         Mean and standard deviation of each head's maximum logit over its
         task's rows (the ``"standardized"`` rule).
+    hidden_centroids_ : ndarray of shape (n_clusters_, cluster_hidden_dim)
+        Per cluster, the unit-norm mean of :meth:`transform` over its task's
+        rows at the end of the task (the ``"centroid"`` rule).
     prototypes_ : ndarray of shape (n_prototypes, embedding_dim)
         The saved prototypes, each in the projector space of its task.
     prototype_labels_ : ndarray of shape (n_prototypes,), dtype=int64
@@ -469,7 +500,7 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "cluster_temperature": [Interval(Real, 0, None, closed="neither")],
         "use_prototypes": ["boolean"],
-        "task_inference": [StrOptions({"concat", "standardized"})],
+        "task_inference": [StrOptions({"concat", "standardized", "centroid"})],
         "partial_fit_unit": [StrOptions({"task", "block"})],
         "augmentation": [StrOptions(set(AUGMENTATION_NAMES)), callable, tuple],
         "corruption_rate": [Interval(Real, 0, 1, closed="left")],
@@ -620,7 +651,8 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
     def _fresh_state():
         return {"net_": None, "n_tasks_": 0, "_used_columns": [], "_open": None,
                 "_open_stats": None,
-                "head_logit_stats_": np.zeros((0, 2)),
+                "head_logit_stats_": np.zeros((0, 2)), "_open_centroids": None,
+                "hidden_centroids_": None,
                 "prototype_labels_": np.zeros(0, dtype=np.int64),
                 "history_": {"forward": [], "con": [], "dis": [], "clu": [], "task": []},
                 "n_iter_": 0}
@@ -703,14 +735,11 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
         model.eval()
         head = model.heads[-1]
         k = head.out_features
-        logits = batched_apply(lambda x: head(model.hidden(x)), X)
-        used = torch.unique(logits.argmax(dim=1)).cpu().numpy()
+        used, stats, centroids = _head_summary(model, head, X)
         if len(used) < k:
             warnings.warn(f"FBCC used {len(used)} of task {st['n_tasks_'] + 1}'s {k} clusters; "
                           f"the empty ones get no id. Try fewer clusters or more epochs.",
                           ConvergenceWarning, stacklevel=5)
-        top = logits[:, torch.as_tensor(used, device=logits.device)].max(dim=1).values.double()
-        stats = [float(top.mean()), max(float(top.std(unbiased=False)), 1e-6)]
         offset = sum(len(u) for u in st["_used_columns"])
         if self.use_prototypes:
             views = self._views(X, ctx)
@@ -734,6 +763,8 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
         head.requires_grad_(False)
         st["_used_columns"] = [*st["_used_columns"], used]
         st["head_logit_stats_"] = np.vstack([st["head_logit_stats_"], stats])
+        st["hidden_centroids_"] = (centroids if st["hidden_centroids_"] is None
+                                   else np.vstack([st["hidden_centroids_"], centroids]))
         st["n_tasks_"] += 1
         st["_open"] = None
 
@@ -774,12 +805,11 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
         if block:
             st["_open"] = k
             self._train(st, net, X, ctx, 1)
-            # Provisional statistics of the open head, for the "standardized" rule.
+            # Provisional summary of the open head, for the "standardized" and "centroid" rules.
             model = net.module_
             model.eval()
-            top = batched_apply(lambda x: model.heads[-1](model.hidden(x)), X).max(dim=1).values
-            st["_open_stats"] = [float(top.double().mean()),
-                                 max(float(top.double().std(unbiased=False)), 1e-6)]
+            _, st["_open_stats"], st["_open_centroids"] = _head_summary(
+                model, model.heads[-1], X, torch.arange(k))
             return self._fitted(st)
         epochs = (self.first_task_epochs if task == 0 and self.first_task_epochs is not None
                   else self.max_epochs)
@@ -807,12 +837,20 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
         return self.net_.module_.hidden(X)
 
     def _cluster_scores(self, H):
-        """One column per global id: the used logits of every head, side by side.
+        """One column per global id, the argmax being :meth:`predict`'s choice.
 
-        With ``"standardized"`` each head's logits are shifted so that their
-        maximum is the head's standardised maximum: the overall argmax is then
-        the best head's argmax.
+        ``"concat"``: the used logits of every head, side by side.
+        ``"standardized"``: each head's logits shifted so that their maximum is
+        the head's standardised maximum (the overall argmax is then the best
+        head's argmax). ``"centroid"``: the cosine to each cluster's centroid.
         """
+        centroids = self.hidden_centroids_
+        if self._open is not None:
+            centroids = (self._open_centroids if centroids is None
+                         else np.vstack([centroids, self._open_centroids]))
+        if self.task_inference == "centroid":
+            C = torch.as_tensor(centroids, device=H.device, dtype=H.dtype)
+            return F.normalize(H, dim=1) @ C.T
         model = self.net_.module_
         columns = [torch.as_tensor(u, device=H.device) for u in self._used_columns]
         stats = [tuple(s) for s in self.head_logit_stats_]
@@ -829,7 +867,10 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
         return torch.cat(parts, dim=1)
 
     def _proba(self, H):
-        return torch.softmax(self._cluster_scores(H), dim=1)
+        scores = self._cluster_scores(H)
+        if self.task_inference == "centroid":
+            scores = scores / self.temperature  # cosines: a softmax at the contrast's temperature
+        return torch.softmax(scores, dim=1)
 
     def _inertia(self, X_t):
         # score: the mean confidence of predict_proba (higher is better).

@@ -69,13 +69,18 @@ class MLP(nn.Sequential):
         self.out_features = out_features
 
 
-def mlp_backbone(in_features: int, hidden_layer_sizes: Sequence[int]) -> nn.Sequential:
-    """``Linear -> BatchNorm1d -> ReLU`` for every width: a backbone whose heads read its last layer.
+def mlp_backbone(in_features: int, hidden_layer_sizes: Sequence[int],
+                 norm: str = "batch") -> nn.Sequential:
+    """``Linear -> norm -> ReLU`` for every width: a backbone whose heads read its last layer.
 
     Every layer alike, the output non-negative (like ResNet's pooled output,
-    which Contrastive Clustering's heads were built on). The layers are those
-    of ``MLP(in, widths[:-1], widths[-1], batch_norm=True)`` followed by
-    ``BatchNorm1d`` and ``ReLU``, in one flat ``nn.Sequential``.
+    which Contrastive Clustering's heads were built on). With
+    ``norm="batch"`` the layers are those of ``MLP(in, widths[:-1],
+    widths[-1], batch_norm=True)`` followed by ``BatchNorm1d`` and ``ReLU``,
+    in one flat ``nn.Sequential``. ``norm="layer"`` normalises each row on
+    its own (``LayerNorm``): no running statistics, which in continual
+    learning would follow the newest task's data and shift every older
+    task's rows at inference.
 
     Examples
     --------
@@ -84,10 +89,21 @@ def mlp_backbone(in_features: int, hidden_layer_sizes: Sequence[int]) -> nn.Sequ
     >>> net = mlp_backbone(4, [8, 6])
     >>> len(net), net(torch.randn(5, 4)).shape, bool((net(torch.randn(5, 4)) >= 0).all())
     (6, torch.Size([5, 6]), True)
+    >>> type(mlp_backbone(4, [8], norm="layer")[1]).__name__
+    'LayerNorm'
     """
     hidden = list(hidden_layer_sizes)
-    return nn.Sequential(*MLP(in_features, hidden[:-1], hidden[-1], batch_norm=True),
-                         nn.BatchNorm1d(hidden[-1]), nn.ReLU())
+    if norm == "batch":
+        return nn.Sequential(*MLP(in_features, hidden[:-1], hidden[-1], batch_norm=True),
+                             nn.BatchNorm1d(hidden[-1]), nn.ReLU())
+    if norm != "layer":
+        raise ValueError(f"norm must be 'batch' or 'layer', got {norm!r}")
+    layers: list[nn.Module] = []
+    width = in_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.ReLU()]
+        width = h
+    return nn.Sequential(*layers)
 
 
 class MLPAutoencoder(nn.Module):
