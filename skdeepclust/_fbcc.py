@@ -572,7 +572,7 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
         return self._continue(X, n_clusters=n_clusters)
 
     def end_task(self, X):
-        """Close the open task of ``partial_fit_unit="block"``: prototypes, used clusters, head stats.
+        """Close the open task (``partial_fit_unit="block"``): used clusters, prototypes, stats.
 
         Parameters
         ----------
