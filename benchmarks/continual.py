@@ -125,6 +125,7 @@ def main(argv=None):
     parser.add_argument("--max-rows", type=int, default=None)
     parser.add_argument("--tasks", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--pipcdr-passes", type=int, default=3,
                         help="passes of PIPCDR's partial_fit over each task (as MiniBatchKMeans)")
     parser.add_argument("--learners", nargs="+",
@@ -143,7 +144,7 @@ def main(argv=None):
     done = {(r["learner"], r["seed"]) for r in report["records"]}
     fbcc = {"FBCC": {}, "FBCC n_students=1": {"n_students": 1},
             "FBCC use_prototypes=False": {"use_prototypes": False}}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for learner in args.learners:
             if (learner, seed) in done:
                 continue
