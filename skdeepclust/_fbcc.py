@@ -423,8 +423,10 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
     predictors ``128-512-128``, ``C^first`` 512 wide; 1000 epochs on the
     first task and 400 on later ones, batch 256, Adam 3e-4 (teacher 1e-4
     from task 2, students 1e-3), ``tau = 0.5``, ``tau_c = 1``, ``M`` 3 or 5,
-    SimCLR augmentations. Departures: MLP teacher ``(256, 256)`` and
-    students ``(64,)`` (a quarter of the teacher's size, not a tenth);
+    SimCLR augmentations. Departures: MLP teacher ``(256, 256)`` with
+    LayerNorm (BatchNorm's running statistics would follow the newest task
+    and shift older tasks' rows at inference) and students ``(64,)`` (a
+    quarter of the teacher's size, not a tenth); batches of 128;
     vector augmentations; 10 epochs per task, each making at least 30
     updates on small data; the positive is in every InfoNCE denominator
     (the code's NT-Xent; the thesis sums over negatives only); ``L_dis``
@@ -433,7 +435,8 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
     uses ``log K - H`` per view, as the code (same gradient as ``-H``);
     prototypes from one pass over the whole task (as the code), only for
     clusters :meth:`predict` uses; the ``"standardized"`` rule as default
-    (the paper's ``"concat"`` is offered).
+    (on split digits it found the task of more rows than the paper's
+    ``"concat"``, which is offered, as is ``"centroid"``).
 
     References
     ----------
