@@ -18,4 +18,5 @@ QUALITY_CONFIGS = {
     "C3": ("C3", {}),
     "C3 CC-alone ablation (max_epochs=0)": ("C3", {"max_epochs": 0}),
     "C3 unweighted ablation (gamma=0)": ("C3", {"gamma": 0.0}),
+    "FBCC": ("FBCC", {}),
 }

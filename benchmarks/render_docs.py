@@ -56,6 +56,9 @@ USE_IT_WHEN = {
     "DML": "Some clusters lie close together in an autoencoder's codes while others are "
            "well apart, and several clusters (three or more) are asked for; soft assignments "
            "(``predict_proba``) wanted. Among the slower methods.",
+    "FBCC": "Tasks arrive one after another, each with new classes, and old rows are not "
+            "kept (``partial_fit`` per task): continual clustering with a cluster id space "
+            "that grows task by task. For one data set at once prefer C3 or KMeans.",
     "PIPCDR": "Many redundant columns (pixels, spectra, long feature vectors: its best table "
               "is digits, where it is the best estimator); data arrive in chunks "
               "(``partial_fit``). Not for tables of a few columns or strongly unequal "
@@ -74,7 +77,7 @@ USE_IT_WHEN = {
                           "``predict`` for new rows.",
 }
 METHOD_PAGES = {"AutoencoderKMeans": "autoencoder_kmeans", "C3": "c3", "DCSS": "dcss", "DML": "dml",
-                "PIPCDR": "pipcdr", "RDC": "rdc"}
+                "FBCC": "fbcc", "PIPCDR": "pipcdr", "RDC": "rdc"}
 BASELINE_ROLES = {
     "KMeans": ":class:`~sklearn.cluster.KMeans` (``n_init=10``)",
     "GaussianMixture": ":class:`~sklearn.mixture.GaussianMixture`",

@@ -14,9 +14,10 @@ from skdeepclust._autoencoder_kmeans import AutoencoderKMeans  # noqa: E402
 from skdeepclust._c3 import C3  # noqa: E402
 from skdeepclust._dcss import DCSS  # noqa: E402
 from skdeepclust._dml import DML  # noqa: E402
+from skdeepclust._fbcc import FBCC  # noqa: E402
 from skdeepclust._pipcdr import PIPCDR  # noqa: E402
 from skdeepclust._rdc import RDC  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderKMeans", "C3", "DCSS", "DML", "PIPCDR", "RDC", "__version__"]
+__all__ = ["AutoencoderKMeans", "C3", "DCSS", "DML", "FBCC", "PIPCDR", "RDC", "__version__"]

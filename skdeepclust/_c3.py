@@ -28,7 +28,7 @@ from skdeepclust.losses import (
     cross_instance_loss,
     instance_contrastive_loss,
 )
-from skdeepclust.nn import MLP
+from skdeepclust.nn import MLP, mlp_backbone
 from skdeepclust.utils._docstrings import fill_doc
 
 __all__ = ["C3"]
@@ -48,12 +48,7 @@ class _C3Module(nn.Module):
                  backbone=None):
         super().__init__()
         self.n_features = n_features
-        if backbone is None:
-            # MLP's last layer is linear: append BN-ReLU so every backbone layer is alike and
-            # h is non-negative, like ResNet's pooled output that CC's heads were built on.
-            backbone = nn.Sequential(*MLP(n_features, hidden[:-1], hidden[-1], batch_norm=True),
-                                     nn.BatchNorm1d(hidden[-1]), nn.ReLU())
-        self.backbone = backbone
+        self.backbone = mlp_backbone(n_features, hidden) if backbone is None else backbone
         self.instance_head = MLP(hidden[-1], [head_hidden], embedding_dim)
         self.cluster_head = MLP(hidden[-1], [head_hidden], n_clusters)
         self.with_clusters = True

@@ -286,17 +286,20 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
 
     def _check_params_vs_input(self, X):
         """Checks that need the data or go beyond one parameter's constraint."""
-        n_samples = X.shape[0]
-        if n_samples < self.n_clusters:
-            raise ValueError(
-                f"n_samples={n_samples} should be >= n_clusters={self.n_clusters}."
-            )
+        self._check_n_samples(X.shape[0])
         hidden = resolve_hidden_layer_sizes(self.hidden_layer_sizes, X.shape[1])
         if self._hidden_layers_required and not hidden and self.module is None:
             raise ValueError(
                 f"hidden_layer_sizes must not be empty for {type(self).__name__}."
             )
         _resolve_device(self.device)
+
+    def _check_n_samples(self, n_samples):
+        """At least ``n_clusters`` rows (a method whose clusters come per task checks there)."""
+        if n_samples < self.n_clusters:
+            raise ValueError(
+                f"n_samples={n_samples} should be >= n_clusters={self.n_clusters}."
+            )
 
     def _commit(self, fitted: dict, device: torch.device):
         for name, value in fitted.items():
@@ -307,7 +310,8 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         self.device_ = str(device)
         history = fitted.get("history_", {})
         self.n_iter_ = fitted.get("n_iter_", sum(len(v) for v in history.values()))
-        self._n_features_out = self.embedding_dim
+        # transform's width: the embedding, unless a method embeds in another layer (FBCC).
+        self._n_features_out = fitted.get("_n_features_out", self.embedding_dim)
 
     def _labels_of(self, X_t, training=False):
         """Hard labels through the same path as :meth:`predict`; sets the active clusters."""
@@ -528,6 +532,19 @@ class ContinualClustererMixin:
         self : object
             The updated estimator.
         """
+        return self._continue(X)
+
+    def _stable_cluster_count(self):
+        """How many cluster ids the model holds after a call: all stay in use, even empty ones.
+
+        ``n_clusters``; a method whose number of clusters grows with the
+        calls (FBCC: one set per task) overrides it.
+        """
+        return self.n_clusters
+
+    def _continue(self, X, **params):
+        """One ``partial_fit``-like call: ``_partial_fit(X, ctx, first_call, **params)``
+        on the snapshot that a failure restores."""
         first_call = not hasattr(self, "n_steps_")
         if first_call:
             self._validate_params()
@@ -544,13 +561,13 @@ class ContinualClustererMixin:
             with self._seeded(seed, device):
                 ctx = FitContext(seed=seed, device=device, estimator=self)
                 X_t = torch.as_tensor(X, device=device)
-                fitted = self._partial_fit(X_t, ctx, first_call)
+                fitted = self._partial_fit(X_t, ctx, first_call, **params)
                 self._commit(fitted, device)
                 self._eval_mode()
                 # Cluster ids stay stable across calls (as in MiniBatchKMeans): every
                 # cluster stays active, even one this chunk leaves empty.
-                self._active_clusters = np.arange(self.n_clusters)
-                self.n_clusters_ = self.n_clusters
+                self.n_clusters_ = self._stable_cluster_count()
+                self._active_clusters = np.arange(self.n_clusters_)
                 if getattr(self, "_centers_all", None) is not None:
                     self.cluster_centers_ = self._centers_all
                 self.labels_ = self._labels_of(X_t)

@@ -11,7 +11,10 @@ Every loss takes batch tensors and returns a scalar tensor; the criteria
   :func:`cdr_loss`;
 * contrastive clustering (C3, FBCC): :func:`instance_contrastive_loss`,
   :func:`cluster_contrastive_loss`;
-* cross-instance guided contrast (C3's second phase): :func:`cross_instance_loss`.
+* cross-instance guided contrast (C3's second phase): :func:`cross_instance_loss`;
+* knowledge distillation between two networks (FBCC):
+  :func:`distillation_contrastive_loss`, :func:`forward_distillation_loss`,
+  :func:`backward_distillation_loss`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ __all__ = [
     "cluster_contrastive_loss",
     "cross_instance_weights",
     "cross_instance_loss",
+    "distillation_contrastive_loss",
+    "forward_distillation_loss",
+    "backward_distillation_loss",
 ]
 
 _EPS = 1e-12
@@ -530,3 +536,143 @@ def cross_instance_loss(z_a, z_b, zeta, gamma=0.0, temperature=1.0):
     log_num = torch.logsumexp(logits.masked_fill(~positive, float("-inf")), dim=1)
     log_den = torch.logsumexp(logits + log_w, dim=1)
     return (log_den - log_num).mean(), positive.sum(dim=1).to(s.dtype).mean()
+
+
+# ------------------------------------------------------------ distillation between networks (FBCC)
+
+
+def distillation_contrastive_loss(queries, keys, temperature):
+    """InfoNCE of one network's outputs against another's, row by row (FBCC eqs. 6.4, 6.9).
+
+    ``queries`` and ``keys`` hold the two views of a batch, ``[view a; view
+    b]`` (``2N`` rows each). With ``q_1 .. q_2N`` and ``u_1 .. u_2N`` their
+    L2-normalised rows, ``i'`` the other view of entry ``i`` and ``s(q, u) =
+    q.u``, the positive of ``q_i`` is the key of the same entry; the
+    negatives are the keys of the other rows in both views (the same row's
+    other view ``u_{i'}`` is neither):
+
+    .. math:: \\ell_i = -\\log \\frac{\\exp(s(q_i, u_i)/\\tau)}
+              {\\sum_{j \\ne i'} \\exp(s(q_i, u_j)/\\tau)},
+              \\qquad L = \\frac{1}{2N} \\sum_{i=1}^{2N} \\ell_i
+
+    The positive is in its own denominator (standard NT-Xent; the thesis sums
+    over the negatives only). Gradients flow into whichever argument is not
+    detached: FBCC detaches the keys (a frozen student's outputs, or the
+    teacher's targets).
+
+    Parameters
+    ----------
+    queries, keys : torch.Tensor of shape (2N, e)
+        Rows of view a, then the same rows in view b (normalised here).
+    temperature : float
+        ``tau``.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.losses import distillation_contrastive_loss
+    >>> q = torch.eye(2).repeat(2, 1)  # rows (1, 0), (0, 1) in both views; keys equal
+    >>> round(float(distillation_contrastive_loss(q, q, 1.0)), 4)  # log(e + 2) - 1
+    0.5514
+    """
+    if queries.shape != keys.shape or queries.dim() != 2 or queries.shape[0] % 2:
+        raise ValueError("queries and keys must be 2-d of one shape with an even number of "
+                         f"rows, got {tuple(queries.shape)} and {tuple(keys.shape)}")
+    m = queries.shape[0]
+    q, u = F.normalize(queries, dim=1), F.normalize(keys, dim=1)
+    rows = torch.arange(m, device=q.device)
+    logits = (q @ u.T) / temperature
+    pos = logits[rows, rows]
+    partner = (rows + m // 2) % m
+    logits = logits.masked_fill(partner[:, None] == rows[None, :], float("-inf"))
+    return (torch.logsumexp(logits, dim=1) - pos).mean()
+
+
+def forward_distillation_loss(queries, keys, temperature):
+    """FBCC's forward distillation ``L_dis`` (eqs. 6.3-6.4): the mean over the kept students.
+
+    For each kept student ``r``, the teacher's predictor output ``q^r =
+    g_r(z^T)`` must identify the student's own embedding ``u^r`` of the same
+    row among those of the other rows
+    (:func:`distillation_contrastive_loss`):
+
+    .. math:: L_{dis} = \\frac{1}{|\\mathcal{M}|} \\sum_{r \\in \\mathcal{M}}
+              \\frac{1}{2N} \\sum_{i=1}^{2N} -\\log
+              \\frac{\\exp(s(q_i^r, u_i^r)/\\tau)}{\\sum_{j \\ne i'} \\exp(s(q_i^r, u_j^r)/\\tau)}
+
+    and 0 when no student is kept.
+
+    Parameters
+    ----------
+    queries : sequence of torch.Tensor of shape (2N, e)
+        ``q^r``, one per kept student.
+    keys : sequence of torch.Tensor of shape (2N, e)
+        ``u^r``, the students' embeddings (constants: pass them detached).
+    temperature : float
+        ``tau``.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar (a 0-d zero tensor when ``queries`` is empty).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.losses import forward_distillation_loss
+    >>> float(forward_distillation_loss([], [], 0.5))
+    0.0
+    >>> q = torch.eye(2).repeat(2, 1)
+    >>> round(float(forward_distillation_loss([q, q], [q, -q], 1.0)), 4)  # mean of 0.5514, 1.862
+    1.2067
+    """
+    if len(queries) != len(keys):
+        raise ValueError(f"one key tensor per query tensor, got {len(queries)} and {len(keys)}")
+    if not len(queries):
+        return torch.zeros(())
+    return torch.stack([distillation_contrastive_loss(q, u, temperature)
+                        for q, u in zip(queries, keys)]).mean()
+
+
+def backward_distillation_loss(h_student, h_teacher, z_student, z_teacher, temperature):
+    """FBCC's backward distillation ``L_stu`` (eqs. 6.8-6.9): the student imitates the teacher.
+
+    With ``R`` the width of ``h`` and the teacher's outputs as constants,
+
+    .. math:: L_{stu} = \\frac{1}{2N} \\sum_{i=1}^{2N} \\Big[ \\frac{1}{R}
+              \\lVert h_i^S - h_i^T \\rVert_2^2 - \\log
+              \\frac{\\exp(s(z_i^S, z_i^T)/\\tau)}{\\sum_{j \\ne i'} \\exp(s(z_i^S, z_j^T)/\\tau)}
+              \\Big]
+
+    a mean squared error on the backbone outputs plus
+    :func:`distillation_contrastive_loss` on the projected ones.
+
+    Parameters
+    ----------
+    h_student, h_teacher : torch.Tensor of shape (2N, R)
+        Backbone outputs of the student and the teacher (the teacher's are detached here).
+    z_student, z_teacher : torch.Tensor of shape (2N, e)
+        Their projections (the teacher's detached here).
+    temperature : float
+        ``tau``.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.losses import backward_distillation_loss
+    >>> h, z = torch.zeros(4, 3), torch.eye(2).repeat(2, 1)
+    >>> round(float(backward_distillation_loss(h + 1, h, z, z, 1.0)), 4)  # 1 + 0.5514
+    1.5514
+    """
+    mse = (h_student - h_teacher.detach()).pow(2).mean()
+    return mse + distillation_contrastive_loss(z_student, z_teacher.detach(), temperature)

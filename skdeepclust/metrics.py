@@ -8,9 +8,9 @@ matching of clusters to classes (Hungarian method). The scorers plug into
 label-free scorers measure the clusters where the clusterer saw the data:
 after the earlier steps of a pipeline (a ``StandardScaler``...), or, through
 :func:`make_silhouette_scorer` and :func:`make_calinski_harabasz_scorer`,
-in the clusterer's own embedding. :func:`average_accuracy` and
-:func:`average_forgetting` summarise continual clustering: a matrix of the
-accuracy on each task after training each later task.
+in the clusterer's own embedding. :func:`accuracy_matrix` measures continual
+clustering: the accuracy on each task after training each later task;
+:func:`average_accuracy` and :func:`average_forgetting` summarise it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ __all__ = [
     "make_calinski_harabasz_scorer",
     "SCORERS",
     "get_scorer",
+    "accuracy_matrix",
     "average_accuracy",
     "average_forgetting",
 ]
@@ -439,6 +440,50 @@ def _check_accuracy_matrix(accuracy_matrix, min_tasks=1):
     if not np.isfinite(upper).all():
         raise ValueError("accuracy_matrix[i, j] must be finite for j >= i (task i measured "
                          "after training task j); entries below the diagonal are ignored.")
+    return A
+
+
+def accuracy_matrix(labels_true, labels_pred):
+    """The accuracy on each task after training each task from it on (FBCC's ``ACC_{i,j}``).
+
+    Parameters
+    ----------
+    labels_true : sequence of array-like
+        ``labels_true[i]``: the classes of task ``i``'s rows.
+    labels_pred : sequence of sequences of array-like
+        ``labels_pred[j][i]``, for ``i <= j``: the clusters predicted for
+        task ``i``'s rows after training task ``j`` (entries ``i > j``, if
+        present, are ignored). ``labels_pred[j]`` thus lists the predictions
+        on every task seen so far after task ``j``.
+
+    Returns
+    -------
+    accuracy_matrix : ndarray of shape (n_tasks, n_tasks)
+        ``[i, j]``: :func:`clustering_accuracy` of ``labels_pred[j][i]``
+        for ``j >= i``; NaN below the diagonal (task ``i`` not yet seen).
+        The input of :func:`average_accuracy` and
+        :func:`average_forgetting`.
+
+    Examples
+    --------
+    >>> from skdeepclust.metrics import accuracy_matrix
+    >>> y = [[0, 0, 1, 1], [2, 2, 3, 3]]
+    >>> after_0 = [[5, 5, 6, 6]]
+    >>> after_1 = [[5, 5, 5, 6], [7, 7, 8, 8]]
+    >>> accuracy_matrix(y, [after_0, after_1]).round(2).tolist()
+    [[1.0, 0.75], [nan, 1.0]]
+    """
+    n_tasks = len(labels_true)
+    if len(labels_pred) != n_tasks:
+        raise ValueError(f"labels_pred needs one entry per task ({n_tasks}), "
+                         f"got {len(labels_pred)}.")
+    A = np.full((n_tasks, n_tasks), np.nan)
+    for j, after in enumerate(labels_pred):
+        if len(after) < j + 1:
+            raise ValueError(f"labels_pred[{j}] must hold the predictions on tasks 0..{j}, "
+                             f"got {len(after)}.")
+        for i in range(j + 1):
+            A[i, j] = clustering_accuracy(labels_true[i], after[i])
     return A
 
 

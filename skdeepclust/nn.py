@@ -9,6 +9,7 @@ from torch import nn
 
 __all__ = [
     "MLP",
+    "mlp_backbone",
     "Autoencoder",
     "MLPAutoencoder",
     "ConvAutoencoder",
@@ -68,6 +69,43 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
         self.in_features = in_features
         self.out_features = out_features
+
+
+def mlp_backbone(in_features: int, hidden_layer_sizes: Sequence[int],
+                 norm: str = "batch") -> nn.Sequential:
+    """``Linear -> norm -> ReLU`` for every width: a backbone whose heads read its last layer.
+
+    Every layer alike, the output non-negative (like ResNet's pooled output,
+    which Contrastive Clustering's heads were built on). With
+    ``norm="batch"`` the layers are those of ``MLP(in, widths[:-1],
+    widths[-1], batch_norm=True)`` followed by ``BatchNorm1d`` and ``ReLU``,
+    in one flat ``nn.Sequential``. ``norm="layer"`` normalises each row on
+    its own (``LayerNorm``): no running statistics, which in continual
+    learning would follow the newest task's data and shift every older
+    task's rows at inference.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust.nn import mlp_backbone
+    >>> net = mlp_backbone(4, [8, 6])
+    >>> len(net), net(torch.randn(5, 4)).shape, bool((net(torch.randn(5, 4)) >= 0).all())
+    (6, torch.Size([5, 6]), True)
+    >>> type(mlp_backbone(4, [8], norm="layer")[1]).__name__
+    'LayerNorm'
+    """
+    hidden = list(hidden_layer_sizes)
+    if norm == "batch":
+        return nn.Sequential(*MLP(in_features, hidden[:-1], hidden[-1], batch_norm=True),
+                             nn.BatchNorm1d(hidden[-1]), nn.ReLU())
+    if norm != "layer":
+        raise ValueError(f"norm must be 'batch' or 'layer', got {norm!r}")
+    layers: list[nn.Module] = []
+    width = in_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.ReLU()]
+        width = h
+    return nn.Sequential(*layers)
 
 
 class Autoencoder(nn.Module):

@@ -23,7 +23,9 @@ ESTIMATOR_CLASSES = [cls for _, cls in all_estimators()]
 # The history_ keys whose entries are epochs of training (others are per-epoch extras).
 EPOCH_KEYS = {"AutoencoderKMeans": ["pretrain"], "DCSS": ["pretrain", "phase1", "phase2"],
               "DML": ["pretrain", "base", "dml"], "RDC": ["pretrain", "proximity"],
-              "PIPCDR": ["train"], "C3": ["cc", "c3"]}
+              "PIPCDR": ["train"], "C3": ["cc", "c3"], "FBCC": ["forward"]}
+# transform's width where it is not embedding_dim: FBCC embeds in the layer its heads read.
+TRANSFORM_WIDTH = {"FBCC": lambda est: est.net_.module_.cluster_first[0].out_features}
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +98,11 @@ def test_fitted_attributes(fitted, blobs):
     assert est.device_ == "cpu"
     assert est.n_features_in_ == X.shape[1]
     Z = est.transform(X)
-    assert Z.dtype == np.float32 and Z.shape == (X.shape[0], est.embedding_dim)
+    width = TRANSFORM_WIDTH.get(type(est).__name__, lambda e: e.embedding_dim)(est)
+    assert Z.dtype == np.float32 and Z.shape == (X.shape[0], width)
     assert np.isfinite(est.score(X))
     names = est.get_feature_names_out()
-    assert len(names) == est.embedding_dim
+    assert len(names) == width
     assert names[0] == f"{type(est).__name__.lower()}0"
 
 

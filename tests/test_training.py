@@ -535,6 +535,28 @@ def test_alternating_net_partner_lr_and_per_epoch_mean_partner_loss():
     assert net.history[0, "train_loss"] == pytest.approx(9.0)
 
 
+class _Alone(nn.Module):
+    """Main loss ``a x``; it must be called without a partner."""
+
+    def forward(self, y_pred, index, X, partner):
+        assert partner is None
+        return y_pred.mean()
+
+
+def test_alternating_net_without_partner_makes_the_module_step_only():
+    # Loss b a x with a = 2, b = 5 frozen, x = 1: d/da = 5 -> a = 2 - 0.1 * 5; b stays out of
+    # the optimiser and no student step is made.
+    module = nn.Sequential(_scalar(2.0), _scalar(5.0))
+    module[1].weight.requires_grad_(False)
+    net = train_phase(module, _Alone(), torch.ones(1, 1), epochs=1, batch_size=1, lr=0.1,
+                      generator=torch.Generator(), phase="p", optimizer=torch.optim.SGD,
+                      net_class=TeacherStudentNet, partner=None)
+    assert float(module[0].weight) == pytest.approx(1.5)
+    assert float(module[1].weight) == 5.0
+    assert [p for g in net.optimizer_.param_groups for p in g["params"]] == [module[0].weight]
+    assert "train_student_loss" not in net.history[0]
+
+
 def test_gradient_clipping_sees_the_gradients_of_both_players():
     # Gradients 3 (module) and 12 (partner) are clipped to norm 0.5 each:
     # a = 2 - 0.1 * 0.5, b = 3 - 0.1 * 0.5

@@ -52,8 +52,9 @@ class AlternatingNet(UnsupervisedNet):
     criterion : torch.nn.Module
         Called as ``criterion(y_pred, index, X, partner)``; has a method
         ``<role>_loss(y_pred, index, X, partner)``.
-    partner : torch.nn.Module
+    partner : torch.nn.Module or None
         The partner network, already initialised; moved to the net's device.
+        None: no partner, each batch makes the module's update only.
     partner_lr : float, default=None
         Learning rate of the partner's optimiser (same class as the module's);
         the net's ``lr`` when None.
@@ -72,15 +73,18 @@ class AlternatingNet(UnsupervisedNet):
 
     def initialize_module(self):
         super().initialize_module()
-        self.partner_ = self.partner.to(self.device)
+        self.partner_ = None if self.partner is None else self.partner.to(self.device)
         return self
 
     def initialize_optimizer(self, *args, **kwargs):
-        # One optimiser per player (skorch's default would put both in one).
-        args, kw = self.get_params_for_optimizer("optimizer", self.module_.named_parameters())
+        # One optimiser per player (skorch's default would put both in one); frozen
+        # parameters of the module (requires_grad=False) stay out of it.
+        params = [(n, p) for n, p in self.module_.named_parameters() if p.requires_grad]
+        args, kw = self.get_params_for_optimizer("optimizer", params)
         self.optimizer_ = self.optimizer(*args, **kw)
-        lr = self.lr if self.partner_lr is None else self.partner_lr
-        self.partner_optimizer_ = self.optimizer(self.partner_.parameters(), lr=lr)
+        if self.partner_ is not None:
+            lr = self.lr if self.partner_lr is None else self.partner_lr
+            self.partner_optimizer_ = self.optimizer(self.partner_.parameters(), lr=lr)
         return self
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
@@ -91,6 +95,8 @@ class AlternatingNet(UnsupervisedNet):
                     batch=batch, training=True)
 
     def train_step(self, batch, **fit_params):
+        if self.partner_ is None:
+            return super().train_step(batch, **fit_params)
         Xi, index = batch
         self.partner_.requires_grad_(False)
         try:

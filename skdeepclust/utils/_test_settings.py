@@ -17,6 +17,8 @@ TINY_PARAMS = {
                  u_space_epochs=2, mnet_lr=1e-2, n_init=1),
     "DML": dict(hidden_layer_sizes=(16,), embedding_dim=2, batch_size=32, pretrain_epochs=3,
                 base_epochs=1, max_epochs=1, n_init=1),
+    "FBCC": dict(hidden_layer_sizes=(16,), student_hidden_layer_sizes=(8,), embedding_dim=8,
+                 batch_size=16, max_epochs=3, lr=3e-3),
     "PIPCDR": dict(hidden_layer_sizes=(8,), projector_hidden_dim=8, predictor_hidden_dim=8,
                    embedding_dim=4, batch_size=32, max_epochs=2, warmup_epochs=1, n_init=2,
                    momentum=0.5, min_steps=0),
