@@ -134,6 +134,20 @@ def _is_lazy(X) -> bool:
     return type(X).__module__.partition(".")[0] in ("dask", "dask_expr")
 
 
+def _as_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``X`` as a tensor on ``device``, sharing memory with it where it can.
+
+    A read-only array (a block of ``np.load(..., mmap_mode="r")``) is shared
+    too, without torch's warning about non-writable arrays: the package never
+    writes into the data it is given.
+    """
+    if X.flags.writeable:
+        return torch.as_tensor(X, device=device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(X, device=device)
+
+
 def _reject_lazy(X, estimator, method="fit") -> None:
     """Refuse to train on a lazy collection, which validation would load whole into memory."""
     if not _is_lazy(X):
@@ -298,7 +312,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         seed = _seed_from(self.random_state)
         with self._seeded(seed, device):
             ctx = FitContext(seed=seed, device=device, estimator=self)
-            X_t = torch.as_tensor(X, device=device)
+            X_t = _as_tensor(X, device)
             fitted = self._fit(X_t, ctx)
             self._commit(fitted, device)
             self._eval_mode()
@@ -391,7 +405,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
     def _check_test_data(self, X):
         check_is_fitted(self, "labels_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        return torch.as_tensor(X, device=self._inference_device())
+        return _as_tensor(X, self._inference_device())
 
     def _eval_mode(self):
         for net in self._nets():
@@ -593,7 +607,7 @@ class ContinualClustererMixin:
             seed = int(self._partial_rng.randint(2**31 - 1))
             with self._seeded(seed, device):
                 ctx = FitContext(seed=seed, device=device, estimator=self)
-                X_t = torch.as_tensor(X, device=device)
+                X_t = _as_tensor(X, device)
                 fitted = self._partial_fit(X_t, ctx, first_call)
                 self._commit(fitted, device)
                 self._eval_mode()
