@@ -54,13 +54,14 @@ _CHILD = textwrap.dedent("""
 """)
 
 # Peak memory of each fit above the process before it (the data already resident), measured
-# with this test's child on 2 shared CPU cores (torch 2.13, Linux), 6 runs: AutoencoderKMeans
-# 40 to 91 MiB, PIPCDR 152 to 154 MiB (of which its standardised copy of the data, which it
-# trains on), 100 MiB with standardize=False (no copy). The bounds add about 50 MiB to the largest figure: less than one more float32
-# copy of the data (76 MiB). Measured by hand with copies switched in, the test fails:
-# two float32 copies of X kept through the fit gave 240 and 311 MiB, one float64 copy 191 and
-# 306 MiB, and inference that joined per-batch outputs with torch.cat (the heap fragmenting
-# between a 1,024-wide encoder's activations) 806 MiB for AutoencoderKMeans.
+# with this test's child on 2 shared CPU cores (torch 2.13, Linux), 2 to 6 runs each:
+# AutoencoderKMeans 40 to 91 MiB, PIPCDR 152 to 154 MiB (its standardised copy of the data,
+# which it trains on, included), 100 MiB with standardize=False (no copy). The bounds add
+# about 50 MiB to the largest figure: less than one more float32 copy of the data (76 MiB).
+# Measured by hand with copies switched in, the test fails: two float32 copies of X kept
+# through the fit gave 240 and 311 MiB, one float64 copy 191 and 306 MiB, and inference that
+# joined per-batch outputs with torch.cat (the heap fragmenting between a 1,024-wide
+# encoder's activations) 806 MiB for AutoencoderKMeans.
 _PIPCDR = dict(n_clusters=2, hidden_layer_sizes=(16,), projector_hidden_dim=16,
                predictor_hidden_dim=16, embedding_dim=4, batch_size=1024, max_epochs=1,
                warmup_epochs=0, min_steps=0, n_init=1, n_neighbors=0, random_state=0)
