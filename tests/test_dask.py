@@ -146,3 +146,16 @@ def test_fit_in_a_worker_equals_the_fit_in_process(client, blobs):
 
     remote = client.submit(fit_transform, clone(est), X, pure=False).result()
     np.testing.assert_array_equal(remote, fit_transform(clone(est), X))
+
+
+def test_scaling_page_examples_run():
+    # doc/scaling.rst's examples (a memory-mapped file, Incremental, ParallelPostFit, the
+    # error on a dask array) run as written.
+    import doctest
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[1] / "doc" / "scaling.rst"
+    result = doctest.testfile(str(page), module_relative=False,
+                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
+    assert result.failed == 0
