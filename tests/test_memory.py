@@ -89,8 +89,13 @@ def fit_peaks():
         pytest.skip("reads /proc/self/status")
     code = _CHILD.format(benchmarks=str(ROOT / "benchmarks"), n_rows=N_ROWS,
                          n_features=N_FEATURES, cases={k: v[:2] for k, v in CASES.items()})
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]), OMP_NUM_THREADS="1")
+    # A fixed environment: what other tests left in os.environ (allocator or thread
+    # settings) must not change the measurement.
+    keep = ("PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV", "SCIPY_ARRAY_API")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env.update(PYTHONPATH=os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]), OMP_NUM_THREADS="1",
+               OMP_WAIT_POLICY="PASSIVE")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
