@@ -31,6 +31,17 @@ gives any table of up to 960 rows. Runs alternate, the first epoch of each is dr
 median seconds per epoch divided by the steps per epoch give microseconds per step, and the
 ratio of the two loops is the overhead per step that a small table pays.
 
+Scale. ``--features`` sets the width of the data (default 50) and ``--params`` a JSON dict of
+parameters given to each estimator of the package that has them (the others ignore a key;
+each record lists the ones applied), e.g. fewer epochs for a million rows, where the peak
+memory is the figure sought: it barely depends on the epochs, the time does. The scale
+table of the documentation (``benchmarks/results/scale.json``) is::
+
+    nice -n 5 python benchmarks/cost.py --sizes 1000000 --features 100 --no-steps \
+        --params '{"pretrain_epochs": 1, "max_epochs": 1, "base_epochs": 1, "mnet_epochs": 1,
+                   "mnet_warmup_epochs": 0, "u_space_epochs": 1, "warmup_epochs": 0}' \
+        --out benchmarks/results/scale-1m.json
+
 Writes ``benchmarks/results/cost.json`` (every measurement, the command and the environment)
 and ``cost.md`` beside it (the tables); ``--markdown`` prints the tables of an existing file.
 
@@ -40,6 +51,7 @@ Examples::
     python benchmarks/cost.py --sizes 200 1000 --estimators KMeans AutoencoderKMeans
     python benchmarks/cost.py --sizes 200 --timeout 60 --out /tmp/cost.json
     python benchmarks/cost.py --markdown                             # tables of cost.json
+    python benchmarks/cost.py --sizes 10000 --features 100 --params '{"max_epochs": 1}'
 """
 
 from __future__ import annotations
@@ -77,18 +89,28 @@ def package_estimators():
     return [name for name, _ in all_estimators()]
 
 
-def make_data(n_rows, seed=0):
-    """Standardised blobs: ``(X float32, y)``, ``N_CLUSTERS`` centres, ``N_FEATURES`` columns."""
+def make_data(n_rows, seed=0, n_features=N_FEATURES):
+    """Standardised blobs: ``(X float32, y)``, ``N_CLUSTERS`` centres, ``n_features`` columns."""
     import numpy as np
     from sklearn.datasets import make_blobs
 
-    X, y = make_blobs(n_samples=n_rows, n_features=N_FEATURES, centers=N_CLUSTERS,
+    X, y = make_blobs(n_samples=n_rows, n_features=n_features, centers=N_CLUSTERS,
                       random_state=seed)
     X = (X - X.mean(axis=0)) / X.std(axis=0)
     return X.astype(np.float32), y
 
 
-def make_estimator(name, device):
+def applicable(name, params):
+    """The entries of ``params`` that estimator ``name`` of the package accepts."""
+    if name in BASELINES or not params:
+        return {}
+    import skdeepclust
+
+    accepted = getattr(skdeepclust, name)().get_params(deep=False)
+    return {k: v for k, v in params.items() if k in accepted}
+
+
+def make_estimator(name, device, params=None):
     if name in BASELINES:
         import sklearn.cluster
 
@@ -96,7 +118,8 @@ def make_estimator(name, device):
     import skdeepclust
 
     extra = {} if device is None else {"device": device}
-    return getattr(skdeepclust, name)(n_clusters=N_CLUSTERS, random_state=0, **extra)
+    return getattr(skdeepclust, name)(n_clusters=N_CLUSTERS, random_state=0, **extra,
+                                      **applicable(name, params))
 
 
 # ----------------------------------------------------------------------------- worker
@@ -106,7 +129,7 @@ def _say(**message):
     print(json.dumps(message), flush=True)
 
 
-def worker(name, n_rows, threads, device):
+def worker(name, n_rows, threads, device, n_features=N_FEATURES, params=None):
     """One fit in this (fresh) process; reports JSON lines on stdout."""
     t_start = time.perf_counter()
     import numpy as np
@@ -121,8 +144,8 @@ def worker(name, n_rows, threads, device):
     p.sum().backward()
     opt.step()
     warmup = time.perf_counter() - t0
-    X, y = make_data(n_rows)
-    est = make_estimator(name, device)
+    X, y = make_data(n_rows, n_features=n_features)
+    est = make_estimator(name, device, params)
     import_seconds = time.perf_counter() - t_start - warmup
     reset = reset_peak()
     rss_before = status_kib("VmRSS")
@@ -164,15 +187,16 @@ def _kill(proc):
     proc.wait()
 
 
-def run_fit(name, n_rows, threads, timeout, device):
+def run_fit(name, n_rows, threads, timeout, device, n_features=N_FEATURES, params=None):
     """Run one fit in a fresh process; its record (errors and timeouts recorded)."""
-    rec = {"estimator": name, "n_rows": n_rows, "n_features": N_FEATURES,
-           "n_clusters": N_CLUSTERS, "timeout": timeout, "timed_out": False, "error": None,
-           "load_average": os.getloadavg()}
+    rec = {"estimator": name, "n_rows": n_rows, "n_features": n_features,
+           "n_clusters": N_CLUSTERS, "params": applicable(name, params), "timeout": timeout,
+           "timed_out": False, "error": None, "load_average": os.getloadavg()}
     env = dict(os.environ, **{v: str(threads) for v in THREAD_VARIABLES})
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, str(n_rows),
-           "--threads", str(threads)] + (["--device", device] if device else [])
+           "--threads", str(threads), "--features", str(n_features),
+           "--params", json.dumps(params or {})] + (["--device", device] if device else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, start_new_session=True)
     lines = queue.Queue()
@@ -260,7 +284,9 @@ def tables(report):
     by = {(r["estimator"], r["n_rows"]): r for r in fits}
     head = "| estimator | " + " | ".join(f"{n:,} rows" for n in sizes) + " |"
     rule = "|---|" + "---|" * len(sizes)
-    lines = [f"Fit seconds, wall (process CPU), {N_FEATURES} features, {N_CLUSTERS} clusters:",
+    widths = sorted({r.get("n_features", N_FEATURES) for r in fits}) or [N_FEATURES]
+    features = " or ".join(str(w) for w in widths)
+    lines = [f"Fit seconds, wall (process CPU), {features} features, {N_CLUSTERS} clusters:",
              "", head, rule]
     for name in names:
         cells = []
@@ -340,6 +366,11 @@ def main(argv=None):
                         help="seconds a fit may run before it is killed (default 1800)")
     parser.add_argument("--device", default=None,
                         help="device of the package's estimators (default: theirs, 'auto')")
+    parser.add_argument("--features", type=int, default=N_FEATURES,
+                        help=f"columns of the data (default {N_FEATURES})")
+    parser.add_argument("--params", type=json.loads, default={},
+                        help="JSON dict of parameters for the package's estimators that have "
+                             "them, e.g. '{\"max_epochs\": 1}'")
     parser.add_argument("--no-steps", action="store_true", help="skip part 2 (step overhead)")
     parser.add_argument("--step-rows", type=int, default=960)
     parser.add_argument("--step-batch", type=int, default=32)
@@ -354,7 +385,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.worker:
-        worker(args.worker[0], int(args.worker[1]), args.threads, args.device)
+        worker(args.worker[0], int(args.worker[1]), args.threads, args.device, args.features,
+               args.params)
         return
     if args.markdown is not None:
         print(tables(json.loads(args.markdown.read_text())))
@@ -370,7 +402,7 @@ def main(argv=None):
               "load_average_start": os.getloadavg(), "environment": environment(args.threads),
               "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                            if k not in ("worker", "markdown")},
-              "data": f"make_blobs({N_FEATURES} features, {N_CLUSTERS} centres, random_state=0),"
+              "data": f"make_blobs({args.features} features, {N_CLUSTERS} centres, random_state=0),"
                       " standardised, float32",
               "fits": []}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -378,11 +410,12 @@ def main(argv=None):
         timed_out_at = None
         for n in sorted(args.sizes):
             if timed_out_at is not None:
-                rec = {"estimator": name, "n_rows": n, "n_features": N_FEATURES,
+                rec = {"estimator": name, "n_rows": n, "n_features": args.features,
                        "skipped": f"timed out at {timed_out_at} rows", "error": None,
                        "timed_out": False, "timeout": args.timeout}
             else:
-                rec = run_fit(name, n, args.threads, args.timeout, args.device)
+                rec = run_fit(name, n, args.threads, args.timeout, args.device, args.features,
+                              args.params)
                 if rec["timed_out"]:
                     timed_out_at = n
             report["fits"].append(rec)

@@ -645,7 +645,8 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         if self.standardize:
             module.mean.copy_(torch.as_tensor(moments.mean))
             module.scale.copy_(torch.as_tensor(moments.scale()))
-        Xs = module.standardize(X)
+        # Already standardised data (standardize=False) train as they are, without a copy.
+        Xs = module.standardize(X) if self.standardize else X
         b = ctx.batch_size(n)
         batches = max(1, n // b)
         # The small-data rule, repeated-pass form: epochs of several passes until

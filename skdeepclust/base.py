@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import secrets
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,6 +55,13 @@ from skdeepclust._training import batched_apply, small_data_batch_size, train_ph
 __all__ = ["BaseDeepClusterer", "ContinualClustererMixin", "FitContext"]
 
 _INFERENCE_BATCH = 4096
+
+# Training draws from torch's global generator (weight initialisation, dropout), which every
+# thread of a process shares: two fits in two threads (joblib's threading backend, dask
+# workers with processes=False) would re-seed it under each other and neither would repeat.
+# Seeded sections take this lock, so such fits run one after the other; fits in separate
+# processes (loky, dask's default workers) run in parallel.
+_SEEDED_LOCK = threading.RLock()
 
 
 def _seed_from(random_state) -> int:
@@ -108,6 +116,61 @@ def _resolve_device(device) -> torch.device:
     if resolved.type not in _SUPPORTED_DEVICE_TYPES:
         raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu' or 'cuda'.")
     return resolved
+
+
+def _is_lazy(X) -> bool:
+    """Whether ``X`` is a lazily evaluated collection (dask array or data frame...).
+
+    Found without importing dask: through dask's collection protocol (an
+    xarray object backed by dask arrays also has a graph; one backed by NumPy
+    returns None) or, failing that, the type's module.
+    """
+    graph = getattr(X, "__dask_graph__", None)
+    if callable(graph):
+        try:
+            return graph() is not None
+        except Exception:  # a foreign object's protocol failed: it is one, so treat it as lazy
+            return True
+    return type(X).__module__.partition(".")[0] in ("dask", "dask_expr")
+
+
+def _as_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``X`` as a tensor on ``device``, sharing memory with it where it can.
+
+    A read-only array (a block of ``np.load(..., mmap_mode="r")``) is shared
+    too, without torch's warning about non-writable arrays: the package never
+    writes into the data it is given.
+    """
+    if X.flags.writeable:
+        return torch.as_tensor(X, device=device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(X, device=device)
+
+
+def _reject_lazy(X, estimator, method="fit") -> None:
+    """Refuse to train on a lazy collection, which validation would load whole into memory."""
+    if not _is_lazy(X):
+        return
+    name = type(estimator).__name__
+    kind = f"{type(X).__module__}.{type(X).__qualname__}"
+    if hasattr(estimator, "partial_fit"):
+        how = (f"pass its blocks one at a time to {name}.partial_fit (e.g. `for block in "
+               "X.to_delayed().ravel(): est.partial_fit(block.compute())`), or wrap the "
+               f"estimator in dask_ml.wrappers.Incremental({name}(...)), which does that")
+    else:
+        how = (f"{name} has no partial_fit and learns from in-memory data only; the "
+               "package's continual estimators (those with partial_fit) learn block by block, "
+               "through partial_fit or dask_ml.wrappers.Incremental")
+    if method == "fit":
+        what = f"{name}.fit cannot learn block by block from a lazily evaluated {kind}"
+    else:
+        what = (f"{name}.{method} takes one in-memory block per call, not a lazily evaluated "
+                f"{kind}")
+    raise TypeError(
+        f"{what}: it would be loaded whole into memory. If it fits in memory, pass "
+        f"X.compute(); otherwise {how}. To predict or transform block by block, use "
+        "dask_ml.wrappers.ParallelPostFit.")
 
 
 @dataclass
@@ -238,7 +301,8 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
             self._fit_from_scratch(X)
         return self
 
-    def _validate_training_data(self, X, reset):
+    def _validate_training_data(self, X, reset, method="fit"):
+        _reject_lazy(X, self, method)
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=reset)
         return X
 
@@ -248,7 +312,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         seed = _seed_from(self.random_state)
         with self._seeded(seed, device):
             ctx = FitContext(seed=seed, device=device, estimator=self)
-            X_t = torch.as_tensor(X, device=device)
+            X_t = _as_tensor(X, device)
             fitted = self._fit(X_t, ctx)
             self._commit(fitted, device)
             self._eval_mode()
@@ -278,9 +342,9 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
     @staticmethod
     @contextmanager
     def _seeded(seed, device):
-        """Fork torch's RNG (CPU, and the CUDA device in use) and seed it."""
+        """Fork torch's RNG (CPU, and the CUDA device in use) and seed it, one thread at a time."""
         devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with _SEEDED_LOCK, torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             yield
 
@@ -345,7 +409,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
     def _check_test_data(self, X):
         check_is_fitted(self, "labels_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        return torch.as_tensor(X, device=self._inference_device())
+        return _as_tensor(X, self._inference_device())
 
     def _eval_mode(self):
         for net in self._nets():
@@ -550,7 +614,7 @@ class ContinualClustererMixin:
             self._validate_params()
         # The call trains the fitted networks in place: a failure must undo that too.
         with self._restore_on_failure(deep=True):
-            X = self._validate_training_data(X, reset=first_call)
+            X = self._validate_training_data(X, reset=first_call, method="partial_fit")
             if first_call:
                 self._check_params_vs_input(X)
                 self._partial_rng = np.random.RandomState(_seed_from(self.random_state))
@@ -560,7 +624,7 @@ class ContinualClustererMixin:
             seed = int(self._partial_rng.randint(2**31 - 1))
             with self._seeded(seed, device):
                 ctx = FitContext(seed=seed, device=device, estimator=self)
-                X_t = torch.as_tensor(X, device=device)
+                X_t = _as_tensor(X, device)
                 fitted = self._partial_fit(X_t, ctx, first_call, **params)
                 self._commit(fitted, device)
                 self._eval_mode()

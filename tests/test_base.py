@@ -3,6 +3,7 @@
 import pickle
 import random
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skdeepclust import DCSS, PIPCDR, RDC, AutoencoderKMeans
 from skdeepclust.exceptions import TrainingDivergedError
 from skdeepclust.losses import ReconstructionCriterion
+from skdeepclust.nn import MLPAutoencoder
 from skdeepclust.utils import all_estimators
 from skdeepclust.utils._test_settings import tiny_instance
 
@@ -420,3 +422,96 @@ def test_methods_that_need_a_hidden_layer_refuse_empty_widths_in_fit(cls, blobs)
     with pytest.raises(ValueError, match=match):
         est.fit(X)
     assert not hasattr(est, "labels_")
+
+
+# ------------------------------------------------------------------ threads and lazy data
+
+
+def test_fits_in_threads_do_not_reseed_each_other(blobs):
+    # A fixed interleaving: fit A, inside its seeded section, waits until fit B (in another
+    # thread) has reached its module builder, i.e. has seeded torch's global generator, and
+    # then draws while B waits for that draw. Without the lock between seeded sections B
+    # re-seeds the generator under A; with it B waits at the lock, A's wait times out and A
+    # draws from its own seed.
+    X, _ = blobs
+    a_inside, b_inside, a_drew = threading.Event(), threading.Event(), threading.Event()
+    draws = {}
+
+    def builder(name, concurrent):
+        def build(n_features, embedding_dim):
+            if name == "B":
+                b_inside.set()
+                a_drew.wait(timeout=10)
+            elif concurrent:
+                a_inside.set()
+                b_inside.wait(timeout=2)
+            draws.setdefault(name, torch.rand(3).tolist())
+            if name == "A":
+                a_drew.set()
+            return MLPAutoencoder(n_features, (8,), embedding_dim)
+        return build
+
+    def fit(name, seed, concurrent):
+        return tiny_instance(AutoencoderKMeans, n_clusters=3, random_state=seed,
+                             pretrain_epochs=1, n_init=1,
+                             module=builder(name, concurrent)).fit(X)
+
+    fit("A", 1, concurrent=False)
+    serial = draws.pop("A")
+
+    def fit_b():
+        a_inside.wait(timeout=10)
+        fit("B", 2, concurrent=True)
+
+    thread = threading.Thread(target=fit_b)
+    thread.start()
+    fit("A", 1, concurrent=True)
+    thread.join()
+    assert b_inside.is_set()
+    assert draws["A"] == serial
+
+
+class _LazyArray:
+    """A collection in dask's protocol (as dask and dask-backed xarray objects are)."""
+
+    def __init__(self, X, graph):
+        self._X, self._graph = X, graph
+
+    def __dask_graph__(self):
+        return self._graph
+
+    def __array__(self, dtype=None, copy=None):
+        self.loaded = True
+        return np.asarray(self._X, dtype=dtype)
+
+    @property
+    def shape(self):
+        return self._X.shape
+
+    def __len__(self):
+        return len(self._X)
+
+
+@pytest.mark.parametrize("cls", ESTIMATOR_CLASSES, ids=lambda c: c.__name__)
+def test_fit_refuses_lazy_collection_before_loading_it(cls, blobs):
+    X, _ = blobs
+    lazy = _LazyArray(X, graph={"x": 1})
+    est = tiny_instance(cls, n_clusters=3)
+    with pytest.raises(TypeError, match=r"cannot learn block by block.*X\.compute\(\)"):
+        est.fit(lazy)
+    assert not hasattr(lazy, "loaded")
+    assert not hasattr(est, "labels_")
+    if hasattr(est, "partial_fit"):
+        with pytest.raises(TypeError, match=r"partial_fit takes one in-memory block"):
+            est.partial_fit(lazy)
+        assert not hasattr(est, "n_steps_")
+
+
+def test_in_memory_object_with_dask_protocol_is_not_lazy():
+    from skdeepclust.base import _is_lazy
+
+    X = np.zeros((3, 2))
+    # xarray's objects answer the protocol with None when NumPy holds their data.
+    assert not _is_lazy(_LazyArray(X, graph=None))
+    assert _is_lazy(_LazyArray(X, graph={"x": 1}))
+    assert not _is_lazy(X)
