@@ -105,14 +105,6 @@ class _C3Net(TwoViewNet):
     counts positives, their epoch mean is recorded as ``mean_positives``.
     """
 
-    def __init__(self, *args, passes=1, make_views=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.passes = passes
-        self.make_views = make_views
-
-    def passes_per_epoch(self):
-        return self.passes
-
     def initialize_optimizer(self, *args, **kwargs):
         params = [(name, p) for name, p in self.module_.named_parameters() if p.requires_grad]
         args, kwargs = self.get_params_for_optimizer("optimizer", params)

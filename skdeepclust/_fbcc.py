@@ -146,14 +146,6 @@ class _FBCCNet(TeacherStudentNet, TwoViewNet):
     ``con``, ``dis`` and ``clu`` (``train_student_loss`` is ``L_stu``).
     """
 
-    def __init__(self, *args, passes=1, make_views=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.passes = passes
-        self.make_views = make_views
-
-    def passes_per_epoch(self):
-        return self.passes
-
     def on_epoch_end(self, net, **kwargs):
         super().on_epoch_end(net, **kwargs)
         parts = self.criterion_.parts

@@ -161,14 +161,9 @@ class _TrainState:
 class _PIPCDRNet(TwoViewNet):
     """Two views per batch, PIP + CDR, EMA target update after each SGD step."""
 
-    def __init__(self, *args, state=None, make_views=None, passes=1, **kwargs):
+    def __init__(self, *args, state=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.state = state
-        self.make_views = make_views
-        self.passes = passes
-
-    def passes_per_epoch(self):
-        return self.passes
 
     def initialize_optimizer(self, *args, **kwargs):
         # The target network only moves by EMA.

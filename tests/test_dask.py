@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("dask")
-distributed = pytest.importorskip("distributed")
-wrappers = pytest.importorskip("dask_ml.wrappers")
+_EXTRA = "dask, distributed and dask-ml are in the test extra"
+pytest.importorskip("dask", reason=_EXTRA)
+distributed = pytest.importorskip("distributed", reason=_EXTRA)
+wrappers = pytest.importorskip("dask_ml.wrappers", reason=_EXTRA)
 
 import dask.array as da  # noqa: E402
 import joblib  # noqa: E402
@@ -101,8 +102,8 @@ def test_fit_on_dask_array_raises_instead_of_loading_it(cls, blobs):
 
 
 def test_fit_on_dask_dataframe_raises(blobs):
-    dd = pytest.importorskip("dask.dataframe")
-    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] is in the test extra")
+    pd = pytest.importorskip("pandas", reason="pandas is part of the test extra")
     df = dd.from_pandas(pd.DataFrame(blobs), npartitions=2)
     with pytest.raises(TypeError, match="cannot learn block by block"):
         tiny_instance(AutoencoderKMeans, n_clusters=3).fit(df)

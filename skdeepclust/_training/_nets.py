@@ -324,13 +324,22 @@ class TwoViewNet(UnsupervisedNet):
     ----------
     *args, **kwargs
         As :class:`UnsupervisedNet`.
+    make_views : callable, default=None
+        The view function of the first phase.
+    passes : int, default=1
+        Shuffled passes per epoch (see :func:`passes_for`): contrastive
+        losses keep their batches large, so small data makes more passes.
     """
 
     drop_last = True
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, make_views=None, passes=1, **kwargs):
         super().__init__(*args, **kwargs)
-        self.make_views = None
+        self.make_views = make_views
+        self.passes = passes
+
+    def passes_per_epoch(self):
+        return self.passes
 
     def get_iterator(self, dataset, training=False):
         iterator = super().get_iterator(dataset, training=training)
