@@ -392,13 +392,7 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
         Epochs run, all tasks together.
     n_steps_ : int
         ``partial_fit`` and ``end_task`` calls since the last ``fit``.
-    device_ : str
-        The device the networks were trained on.
-    n_features_in_ : int
-        Number of features seen during :term:`fit`.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`, when ``X`` has string
-        column names.
+    {input_attributes}
 
     See Also
     --------

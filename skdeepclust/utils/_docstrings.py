@@ -17,6 +17,15 @@ AUTO_BATCH_TEXT = (
     "    7,680 rows on, 60 for 1,797 rows)."
 )
 
+#: Fitted attributes every estimator has: its device and what it saw of the input.
+_INPUT_ATTRIBUTES = """device_ : str
+    The device the networks were trained on.
+n_features_in_ : int
+    Number of features seen during :term:`fit`.
+feature_names_in_ : ndarray of shape (`n_features_in_`,)
+    Names of features seen during :term:`fit`, when ``X`` has string
+    column names."""
+
 SHARED_DOCS = {
     "n_clusters": """n_clusters : int, default=8
     The number of clusters to form.""",
@@ -94,13 +103,8 @@ n_iter_ : int
     Epochs run, summed over all training phases.
 history_ : dict of str to list of float
     Mean training loss of each epoch, per phase.
-device_ : str
-    The device the networks were trained on.
-n_features_in_ : int
-    Number of features seen during :term:`fit`.
-feature_names_in_ : ndarray of shape (`n_features_in_`,)
-    Names of features seen during :term:`fit`, when ``X`` has string
-    column names.""",
+""" + _INPUT_ATTRIBUTES,
+    "input_attributes": _INPUT_ATTRIBUTES,
 }
 
 
