@@ -46,6 +46,7 @@ class AutoencoderKMeans(BaseDeepClusterer):
     {n_init}
         k-means clusters the codes once, at the end.
     {device}
+    {accelerator}
     {random_state}
     {verbose}
 
@@ -88,7 +89,7 @@ class AutoencoderKMeans(BaseDeepClusterer):
 
     def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes="auto", module=None,
                  batch_size="auto", lr=1e-3, pretrain_epochs=30, n_init=10, device="auto",
-                 random_state=None, verbose=0):
+                 accelerator=None, random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -98,6 +99,7 @@ class AutoencoderKMeans(BaseDeepClusterer):
         self.pretrain_epochs = pretrain_epochs
         self.n_init = n_init
         self.device = device
+        self.accelerator = accelerator
         self.random_state = random_state
         self.verbose = verbose
 

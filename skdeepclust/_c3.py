@@ -240,6 +240,7 @@ class C3(BaseDeepClusterer):
         again from the fitted networks (on the new ``X``, same features; the
         networks' shapes stay those of the first fit).
     {device}
+    {accelerator}
     {random_state}
     {verbose}
 
@@ -339,7 +340,7 @@ class C3(BaseDeepClusterer):
                  instance_temperature=0.5, cluster_temperature=1.0, zeta=0.6, gamma=0.1,
                  c3_temperature=1.0, weight_decay=0.0, augmentation="corruption",
                  corruption_rate=0.3, noise_scale=0.1, n_neighbors=0, warm_start=False,
-                 device="auto", random_state=None, verbose=0):
+                 device="auto", accelerator=None, random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -363,6 +364,7 @@ class C3(BaseDeepClusterer):
         self.n_neighbors = n_neighbors
         self.warm_start = warm_start
         self.device = device
+        self.accelerator = accelerator
         self.random_state = random_state
         self.verbose = verbose
 

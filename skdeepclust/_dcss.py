@@ -164,6 +164,8 @@ class _Phase2Net(UnsupervisedNet):
     """
 
     merge_singleton = True  # MNet's BatchNorm cannot train on a batch of one row
+    # The pair losses are over the pairs within a batch: a share of it loses the others.
+    data_parallel = False
 
     def __init__(self, *args, warmup_epochs=1, u_space_epochs=5, **kwargs):
         super().__init__(*args, **kwargs)
@@ -306,6 +308,7 @@ class DCSS(BaseDeepClusterer):
     {n_init}
         k-means gives the initial centres, on the pretrained codes.
     {device}
+    {accelerator}
     {random_state}
     {verbose}
 
@@ -440,7 +443,7 @@ class DCSS(BaseDeepClusterer):
                  pretrain_epochs=30, pretrain_lr=1e-3, max_epochs=3, mnet_epochs=20,
                  mnet_warmup_epochs=1, u_space_epochs=5, center_update_interval=2,
                  centering_weight=0.1, fuzziness=1.5, zeta=0.8, gamma=0.2, n_init=10,
-                 device="auto", random_state=None, verbose=0):
+                 device="auto", accelerator=None, random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -462,6 +465,7 @@ class DCSS(BaseDeepClusterer):
         self.gamma = gamma
         self.n_init = n_init
         self.device = device
+        self.accelerator = accelerator
         self.random_state = random_state
         self.verbose = verbose
 

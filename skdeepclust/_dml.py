@@ -164,6 +164,7 @@ class DML(BaseDeepClusterer):
     {n_init}
         k-means gives the base's initial centres, on the pretrained codes.
     {device}
+    {accelerator}
     {random_state}
     {verbose}
 
@@ -286,7 +287,7 @@ class DML(BaseDeepClusterer):
     def __init__(self, n_clusters=8, *, embedding_dim=10, hidden_layer_sizes="auto", module=None,
                  batch_size="auto", lr=1e-4, pretrain_epochs=30, pretrain_lr=1e-3,
                  max_epochs=3, base="dsl", base_epochs=3, tau="auto", center_update_interval=2,
-                 centering_weight=0.1, fuzziness=1.2, n_init=10, device="auto",
+                 centering_weight=0.1, fuzziness=1.2, n_init=10, device="auto", accelerator=None,
                  random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
@@ -305,6 +306,7 @@ class DML(BaseDeepClusterer):
         self.fuzziness = fuzziness
         self.n_init = n_init
         self.device = device
+        self.accelerator = accelerator
         self.random_state = random_state
         self.verbose = verbose
 

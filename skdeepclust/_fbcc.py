@@ -353,6 +353,7 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
     noise_scale : float, default=0.1
         Noise, in standard deviations of each feature.
     {device}
+    {accelerator}
     {random_state}
     {verbose}
 
@@ -507,7 +508,7 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
                  first_task_epochs=None, n_students=3, temperature=0.5,
                  cluster_temperature=1.0, use_prototypes=True, task_inference="standardized",
                  partial_fit_unit="task", augmentation="corruption", corruption_rate=0.3,
-                 noise_scale=0.1, device="auto", random_state=None, verbose=0):
+                 noise_scale=0.1, device="auto", accelerator=None, random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -532,6 +533,7 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
         self.corruption_rate = corruption_rate
         self.noise_scale = noise_scale
         self.device = device
+        self.accelerator = accelerator
         self.random_state = random_state
         self.verbose = verbose
 

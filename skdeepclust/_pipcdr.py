@@ -372,6 +372,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         When > 0, stop once the fraction of pseudo-labels changed (after
         matching) is below ``tol`` at two consecutive k-means refreshes.
     {device}
+    {accelerator}
     {random_state}
     {verbose}
 
@@ -538,8 +539,8 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
                  weight_decay=5e-4, sigma=1e-3, momentum=0.99, momentum_schedule="cosine",
                  kmeans_every=5, queue_size=0, temperature=0.5, cdr_weight=0.03, n_init=10,
                  n_neighbors=10, augmentation="corruption", corruption_rate=0.3,
-                 noise_scale=0.1, standardize=True, tol=0.0, device="auto", random_state=None,
-                 verbose=0):
+                 noise_scale=0.1, standardize=True, tol=0.0, device="auto",
+                 accelerator=None, random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -568,6 +569,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
         self.standardize = standardize
         self.tol = tol
         self.device = device
+        self.accelerator = accelerator
         self.random_state = random_state
         self.verbose = verbose
 

@@ -382,6 +382,7 @@ class RDC(BaseDeepClusterer):
     {n_init}
         k-means clusters the final codes once.
     {device}
+    {accelerator}
     {random_state}
     {verbose}
 
@@ -530,7 +531,7 @@ class RDC(BaseDeepClusterer):
                  adversarial_weight=0.0, n_neighbors=5, core_threshold=0.6,
                  neighbor_margin=0.6, latent_weight=1.0, neighbors_update_interval=1, tol=1e-4,
                  n_iter_no_change=10, augmentation=None, noise_scale=0.1, corruption_rate=0.3,
-                 n_init=20, device="auto", random_state=None, verbose=0):
+                 n_init=20, device="auto", accelerator=None, random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -552,6 +553,7 @@ class RDC(BaseDeepClusterer):
         self.corruption_rate = corruption_rate
         self.n_init = n_init
         self.device = device
+        self.accelerator = accelerator
         self.random_state = random_state
         self.verbose = verbose
 

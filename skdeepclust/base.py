@@ -44,7 +44,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -116,6 +116,14 @@ def _resolve_device(device) -> torch.device:
     if resolved.type not in _SUPPORTED_DEVICE_TYPES:
         raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu' or 'cuda'.")
     return resolved
+
+
+def _device_type(device) -> str:
+    """The type of ``device`` ("cpu", "cuda"...); an invalid one raises as in ``fit``."""
+    try:
+        return torch.device(device).type
+    except (RuntimeError, TypeError):
+        return _resolve_device(device).type
 
 
 def _is_lazy(X) -> bool:
@@ -240,6 +248,7 @@ class FitContext:
             generator=self.generator,
             phase=phase,
             verbose=est.verbose,
+            accelerator=est.accelerator,
             **kwargs,
         )
 
@@ -274,6 +283,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "device": [str, torch.device],
+        "accelerator": [None, HasMethods(["prepare", "backward"])],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -308,8 +318,8 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
 
     def _fit_from_scratch(self, X):
         self._check_params_vs_input(X)
-        device = _resolve_device(self.device)
-        seed = _seed_from(self.random_state)
+        device = self._training_device()
+        seed = self._shared_seed(_seed_from(self.random_state))
         with self._seeded(seed, device):
             ctx = FitContext(seed=seed, device=device, estimator=self)
             X_t = _as_tensor(X, device)
@@ -339,6 +349,25 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
             vars(self).update(saved)
             raise
 
+    def _training_device(self) -> torch.device:
+        """``device`` resolved; the accelerator's device when there is an ``accelerator``."""
+        if self.accelerator is None:
+            return _resolve_device(self.device)
+        wanted = torch.device(self.accelerator.device)
+        if self.device != "auto" and _device_type(self.device) != wanted.type:
+            raise ValueError(f"device={self.device!r} conflicts with the accelerator's device "
+                             f"{str(wanted)!r}; leave device='auto' when an accelerator is "
+                             "given.")
+        return wanted
+
+    def _shared_seed(self, seed: int) -> int:
+        """``seed``, the main process's one under a multi-process ``accelerator``."""
+        if self.accelerator is None:
+            return seed
+        from skdeepclust._training._accelerate import shared_seed
+
+        return shared_seed(seed, self.accelerator)
+
     @staticmethod
     @contextmanager
     def _seeded(seed, device):
@@ -356,7 +385,7 @@ class BaseDeepClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Clust
             raise ValueError(
                 f"hidden_layer_sizes must not be empty for {type(self).__name__}."
             )
-        _resolve_device(self.device)
+        self._training_device()
 
     def _check_n_samples(self, n_samples):
         """At least ``n_clusters`` rows (a method whose clusters come per task checks there)."""
@@ -617,10 +646,10 @@ class ContinualClustererMixin:
             X = self._validate_training_data(X, reset=first_call, method="partial_fit")
             if first_call:
                 self._check_params_vs_input(X)
-                self._partial_rng = np.random.RandomState(_seed_from(self.random_state))
+                self._partial_rng = np.random.RandomState(
+                    self._shared_seed(_seed_from(self.random_state)))
                 self.n_steps_ = 0
-            device = (_resolve_device(self.device) if first_call
-                      else self._inference_device())
+            device = self._training_device() if first_call else self._inference_device()
             seed = int(self._partial_rng.randint(2**31 - 1))
             with self._seeded(seed, device):
                 ctx = FitContext(seed=seed, device=device, estimator=self)

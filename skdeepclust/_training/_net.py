@@ -128,17 +128,24 @@ class SliceIterator:
         Shuffled passes over the data per epoch (a callable is asked at the
         start of each epoch): the repeated-pass form of the small-data rule
         (:func:`passes_for`).
+    shard : tuple of int, default=None
+        ``(rank, n_processes)``: yield only this process's share of each
+        batch, rows ``rank, rank + n_processes, ...`` of it (data-parallel
+        training: every process draws the same permutation, so the shares
+        partition the batch). A batch with fewer rows than processes is
+        dropped, since every process must make the step.
     """
 
     def __init__(self, dataset: IndexedTensorDataset, batch_size: int, shuffle: bool = False,
                  drop_last: bool = False, merge_singleton: bool = False,
-                 passes: int | Callable[[], int] = 1):
+                 passes: int | Callable[[], int] = 1, shard: tuple[int, int] | None = None):
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.merge_singleton = merge_singleton
         self.passes = passes
+        self.shard = shard
 
     def batches_per_pass(self) -> int:
         """Number of batches in one pass over the data."""
@@ -147,7 +154,9 @@ class SliceIterator:
             return n // self.batch_size
         n_batches = math.ceil(n / self.batch_size)
         if self.merge_singleton and n_batches > 1 and n % self.batch_size == 1:
-            return n_batches - 1
+            n_batches -= 1
+        if self.shard is not None and n - (n_batches - 1) * self.batch_size < self.shard[1]:
+            n_batches -= 1
         return n_batches
 
     def _n_passes(self) -> int:
@@ -172,6 +181,8 @@ class SliceIterator:
             # The last batch runs to the end when a singleton was merged into it.
             stop = n if self.merge_singleton and b == n_batches - 1 else (b + 1) * self.batch_size
             idx = order[b * self.batch_size:stop]
+            if self.shard is not None:
+                idx = idx[self.shard[0]::self.shard[1]]
             yield X[idx], idx
 
 
@@ -194,17 +205,22 @@ class UnsupervisedNet(NeuralNet):
       ``partial_fit`` swallows both, and :func:`train_phase` re-raises;
     * no validation split, nothing printed.
 
-    Intended to be built through :func:`train_phase`.
+    Intended to be built through :func:`train_phase`. ``data_parallel`` says
+    whether its training step may be split across processes (skorch's own
+    step, a loss averaged over rows); nets with a step of their own set it
+    to False.
     """
 
     drop_last = False
     merge_singleton = False
+    data_parallel = True
 
     def __init__(self, module, criterion, *, train_split=None, verbose=0, **kwargs):
         super().__init__(module, criterion, train_split=train_split, verbose=verbose, **kwargs)
 
-    def initialize(self):
-        super().initialize()
+    def _initialize_history(self):
+        # Here rather than in initialize(): AccelerateMixin.initialize does not chain to it.
+        super()._initialize_history()
         self.epochs_completed_ = 0
         self.stopped_early_ = False
         self.interrupted_ = False
@@ -299,6 +315,7 @@ def train_phase(
     callbacks: Sequence[Callback] = (),
     net_class: type[UnsupervisedNet] = UnsupervisedNet,
     remedy: str = _DEFAULT_REMEDY,
+    accelerator=None,
     **net_kwargs,
 ) -> UnsupervisedNet:
     """Train ``module`` for one phase and return the fitted skorch net.
@@ -330,6 +347,12 @@ def train_phase(
         A subclass overriding skorch hooks (e.g. ``train_step``).
     remedy : str
         Advice quoted when the loss becomes non-finite.
+    accelerator : accelerate.Accelerator, default=None
+        Train data-parallel through skorch's
+        :class:`~skorch.hf.AccelerateMixin` when ``net_class.data_parallel``
+        (each process on its share of every batch); other nets train whole
+        batches on every process. ``X`` must be on ``accelerator.device``.
+        The returned net is a plain ``net_class`` net either way.
     **net_kwargs
         Further parameters of ``net_class``.
 
@@ -352,22 +375,33 @@ def train_phase(
         # the multi-tensor kernels cut that per-step overhead, which dominates on
         # small tables (same update rule).
         net_kwargs.setdefault("optimizer__foreach", True)
-    net = net_class(
+    parallel = accelerator is not None and net_class.data_parallel
+    if parallel:
+        from skdeepclust._training._accelerate import data_parallel_class, detach_accelerator
+
+        # The accelerator places the modules (skorch asks for device=None then); the
+        # mixin's default log sink would print the epochs' table whatever the verbosity.
+        net_kwargs.update(accelerator=accelerator, callbacks__print_log__sink=print)
+    net = (data_parallel_class(net_class) if parallel else net_class)(
         module,
         criterion,
         optimizer=optimizer,
         lr=lr,
         max_epochs=epochs,
         batch_size=batch_size,
-        device=X.device,
+        device=None if parallel else X.device,
         **net_kwargs,
     )
     net.initialize()
     net.remedy_ = remedy
-    if epochs == 0:
-        return net
-    return _run(net, X, generator, epochs, phase,
-                _phase_callbacks(phase, epochs, verbose, remedy, callbacks))
+    try:
+        if epochs > 0:
+            _run(net, X, generator, epochs, phase,
+                 _phase_callbacks(phase, epochs, verbose, remedy, callbacks))
+    finally:
+        if parallel:
+            detach_accelerator(net, net_class)
+    return net
 
 
 def continue_phase(net: UnsupervisedNet, X: torch.Tensor, epochs: int, *,

@@ -63,6 +63,8 @@ class AlternatingNet(UnsupervisedNet):
     """
 
     role = "partner"
+    # Two players, two optimiser steps per batch: the mixin wraps and steps one module.
+    data_parallel = False
 
     def __init__(self, module, criterion, *, partner, partner_lr=None, **kwargs):
         # Set before skorch's __init__: afterwards skorch only accepts torch
@@ -209,6 +211,9 @@ class ClusterSpecificNet(UnsupervisedNet):
         Further parameters of :class:`UnsupervisedNet`.
     """
 
+    # K steps per batch, each through one of several networks: not skorch's single step.
+    data_parallel = False
+
     def __init__(self, *args, cluster_to_network: Sequence[int] | None = None,
                  center_update_interval: int = 2, refresh_before_training: bool = False,
                  **kwargs):
@@ -332,6 +337,9 @@ class TwoViewNet(UnsupervisedNet):
     """
 
     drop_last = True
+    # The losses compare each row with the rest of the batch (negatives, cluster
+    # prototypes, a queue): a share of the batch is a different loss.
+    data_parallel = False
 
     def __init__(self, *args, make_views=None, passes=1, **kwargs):
         super().__init__(*args, **kwargs)
