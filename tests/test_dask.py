@@ -67,6 +67,15 @@ def test_incremental_equals_partial_fit_on_the_same_blocks(cls, client, blobs):
                                atol=1e-6)
 
 
+@pytest.mark.parametrize("cls", [c for c in ESTIMATOR_CLASSES if c not in CONTINUAL_CLASSES],
+                         ids=lambda c: c.__name__)
+def test_incremental_refuses_an_estimator_without_partial_fit(cls, blobs):
+    # dask-ml says so itself, before reading any block.
+    inc = wrappers.Incremental(tiny_instance(cls, n_clusters=3))
+    with pytest.raises(ValueError, match="does not implement 'partial_fit'"):
+        inc.fit(da.from_array(blobs, chunks=(CHUNK, -1)))
+
+
 @pytest.mark.parametrize("cls", ESTIMATOR_CLASSES, ids=lambda c: c.__name__)
 def test_parallel_post_fit_predicts_block_by_block(cls, client, blobs):
     X = blobs
