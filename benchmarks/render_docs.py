@@ -8,6 +8,9 @@ and the output of ``benchmarks/cost.py`` (default ``benchmarks/results/cost.json
   fit seconds and when to use it, then the suite figure; included by ``doc/choosing.rst``;
 * ``doc/_generated/cost_table.rst``: fit seconds and peak memory by data size, and the
   per-step overhead of the skorch layer; included by ``doc/user_guide.rst``;
+* ``doc/_generated/scale_table.rst``: fit seconds and peak memory at a million rows
+  (``benchmarks/results/scale.json``, also written by ``benchmarks/cost.py``); included by
+  ``doc/scaling.rst``;
 * ``doc/_static/figures/suite_vs_kmeans.png``: each package estimator's ACC minus KMeans' ACC
   on each table of the suite, and ``suite_vs_kmeans_compact.png``, a smaller version of it,
   which goes into ``README.md`` (between its two "suite figure" comment lines).
@@ -371,6 +374,48 @@ def cost_table(cost_path):
     return "\n".join(text) + "\n"
 
 
+def scale_table(scale_path):
+    """The million-row fits: seconds, peak memory, settings and code of each."""
+    if not Path(scale_path).exists():
+        return (GENERATED_NOTE.format(sources=_rel(scale_path) + " (not there yet)")
+                + "The million-row table is filled in from ``benchmarks/cost.py``'s results "
+                  f"(``{_rel(scale_path)}``), which this version of the documentation does "
+                  "not have yet.\n")
+    report = json.loads(Path(scale_path).read_text())
+    fits = report["fits"]
+
+    def settings(rec):
+        params = rec.get("params") or {}
+        return ", ".join(f"``{k}={v}``" for k, v in params.items()) or "defaults"
+
+    def seconds(rec):
+        if rec.get("timed_out"):
+            return f"over {rec['timeout']:,.0f}"
+        return f"{rec['seconds']:,.0f} ({rec['cpu_seconds']:,.0f})"
+
+    def memory(rec):
+        return "-" if rec.get("timed_out") else f"{rec['peak_rss_delta_mib']:,.0f}"
+
+    env = report.get("environment", {})
+    n_rows, n_features = fits[0]["n_rows"], fits[0]["n_features"]
+    text = [GENERATED_NOTE.format(sources=_rel(scale_path)).rstrip("\n"), "",
+            f"{n_rows:,} x {n_features} rows ({report.get('data', 'make_blobs')}), "
+            f"``n_clusters={fits[0].get('n_clusters', 5)}``, ``random_state=0``, each fit in a "
+            f"fresh process with {env.get('threads')} threads on {env.get('cpu_count')} CPU "
+            f"cores shared with other work (torch {env.get('torch')}, "
+            f"``OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY')}``). Seconds of ``fit``, wall "
+            "(process CPU over all threads); peak memory in MiB above the process before the "
+            "fit, which already holds the data:", ""]
+    rows = [[_role(r["estimator"]), settings(r), seconds(r), memory(r),
+             r.get("skdeepclust_commit", "")] for r in fits]
+    text += list_table(["Estimator", "Settings (others at defaults)", "Fit seconds",
+                        "Peak MiB", "Code"], rows, [18, 42, 14, 10, 10])
+    text += ["", "Produced by " + " and ".join(
+        f"``{_command_tail(run['command'])}`` ({run.get('started', '')})"
+        for run in report.get("runs") or [report]) + "."]
+    return "\n".join(text) + "\n"
+
+
 def readme_figure(readme, n_tables):
     """Put the compact figure between the README's markers; False when they are missing."""
     text = readme.read_text()
@@ -390,6 +435,8 @@ def main(argv=None):
                         help="records of benchmarks/suite.py")
     parser.add_argument("--cost", type=Path, default=RESULTS_DIR / "cost.json",
                         help="output of benchmarks/cost.py")
+    parser.add_argument("--scale", type=Path, default=RESULTS_DIR / "scale.json",
+                        help="output of benchmarks/cost.py at a million rows")
     parser.add_argument("--doc-dir", type=Path, default=ROOT / "doc")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md",
                         help="README that gets the compact figure when the suite was read")
@@ -405,7 +452,9 @@ def main(argv=None):
             print(f"no suite figure markers in {args.readme}; left as it is")
     (generated / "methods_table.rst").write_text(text)
     (generated / "cost_table.rst").write_text(cost_table(args.cost))
-    print(f"wrote {_rel(generated / 'methods_table.rst')}, {_rel(generated / 'cost_table.rst')}"
+    (generated / "scale_table.rst").write_text(scale_table(args.scale))
+    print(f"wrote {_rel(generated / 'methods_table.rst')}, {_rel(generated / 'cost_table.rst')}, "
+          f"{_rel(generated / 'scale_table.rst')}"
           + (f", {_rel(figures / FIGURE)}, {_rel(figures / COMPACT_FIGURE)}" if figured else ""))
 
 

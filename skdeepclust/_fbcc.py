@@ -44,6 +44,8 @@ from skdeepclust.utils._docstrings import fill_doc
 
 __all__ = ["FBCC"]
 
+_BLOCK = 4096  # rows per block of the passes over a task's data that close it
+
 
 # ----------------------------------------------------------------------------- networks
 
@@ -157,10 +159,22 @@ class _FBCCNet(TeacherStudentNet, TwoViewNet):
             parts.clear()
 
 
-def _prototypes(z_a, z_b, c_a, c_b, n_clusters):
+def _reliable_sums(z_a, z_b, c_a, c_b, n_clusters):
+    """Per cluster, the sum of ``z_a + z_b`` over its reliable rows, and their count.
+
+    A row is reliable when both views pick the same cluster. Sums over
+    blocks of rows add up to the sums over all of them (:func:`_prototypes`).
+    """
+    la, lb = c_a.argmax(dim=1), c_b.argmax(dim=1)
+    reliable = la == lb
+    members = F.one_hot(la, n_clusters).to(z_a.dtype) * reliable[:, None].to(z_a.dtype)
+    return members.T @ (z_a + z_b), members.sum(dim=0)
+
+
+def _prototypes(sums, counts):
     """Prototypes of a task (eq. 6.7): per cluster, the normalised mean of its reliable rows.
 
-    A row is reliable when both views pick the same cluster; a cluster with
+    ``sums`` and ``counts`` come from :func:`_reliable_sums`; a cluster with
     no reliable row gets no prototype.
 
     Returns
@@ -169,11 +183,6 @@ def _prototypes(z_a, z_b, c_a, c_b, n_clusters):
     clusters : torch.Tensor of shape (m,)
         The cluster (column of the task's head) of each prototype.
     """
-    la, lb = c_a.argmax(dim=1), c_b.argmax(dim=1)
-    reliable = la == lb
-    members = F.one_hot(la, n_clusters).to(z_a.dtype) * reliable[:, None].to(z_a.dtype)
-    sums = members.T @ (z_a + z_b)
-    counts = members.sum(dim=0)
     keep = counts > 0
     return F.normalize(sums[keep], dim=1), torch.nonzero(keep).flatten()
 
@@ -186,17 +195,21 @@ def _head_summary(model, head, X, columns=None):
     the statistics and the unit-norm per-column centroids of ``h_hat`` are
     then over those columns.
     """
-    H = batched_apply(model.hidden, X)
-    logits = head(H)
+    logits = batched_apply(lambda x: head(model.hidden(x)), X)
     if columns is None:
         columns = torch.unique(logits.argmax(dim=1))
-    columns = torch.as_tensor(columns, device=H.device)
+    columns = torch.as_tensor(columns, device=logits.device)
     used = logits[:, columns]
     top, local = used.max(dim=1)
     top = top.double()
     stats = [float(top.mean()), max(float(top.std(unbiased=False)), 1e-6)]
-    members = F.one_hot(local, len(columns)).to(H.dtype)
-    centroids = F.normalize(members.T @ H, dim=1)
+    # The centroids' sums block by block, the hidden layer computed again: holding it for
+    # all rows would take n x width floats (1 GB at a million rows of width 256).
+    sums = 0
+    for i in range(0, X.shape[0], _BLOCK):
+        H = model.hidden(X[i:i + _BLOCK])
+        sums = sums + F.one_hot(local[i:i + _BLOCK], len(columns)).to(H.dtype).T @ H
+    centroids = F.normalize(sums, dim=1)
     return columns.cpu().numpy(), stats, centroids.cpu().numpy()
 
 
@@ -749,17 +762,19 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
         offset = sum(len(u) for u in st["_used_columns"])
         if self.use_prototypes:
             views = self._views(X, ctx)
-            outs = {"za": [], "zb": [], "ca": [], "cb": []}
+            sums = counts = 0
             # no_grad, not inference_mode: the prototypes are used in later tasks' training.
+            # Sums per block of rows: the views' embeddings of all rows are never held.
             with torch.no_grad():
-                for i in range(0, X.shape[0], 4096):
-                    xa, xb = views(X[i:i + 4096], None)
-                    for view, x in (("a", xa), ("b", xb)):
+                for i in range(0, X.shape[0], _BLOCK):
+                    out = []
+                    for x in views(X[i:i + _BLOCK], None):
                         h = model.backbone(x)
-                        outs["z" + view].append(F.normalize(model.projector(h), dim=1))
-                        outs["c" + view].append(head(model.cluster_first(h)))
-                protos, clusters = _prototypes(*(torch.cat(outs[key])
-                                                 for key in ("za", "zb", "ca", "cb")), k)
+                        out += [F.normalize(model.projector(h), dim=1),
+                                head(model.cluster_first(h))]
+                    block_sums, block_counts = _reliable_sums(out[0], out[2], out[1], out[3], k)
+                    sums, counts = sums + block_sums, counts + block_counts
+                protos, clusters = _prototypes(sums, counts)
             rank = {int(c): offset + i for i, c in enumerate(used)}
             keep = [i for i, c in enumerate(clusters.tolist()) if c in rank]
             model.prototypes = torch.cat([model.prototypes, protos[keep]])

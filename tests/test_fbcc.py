@@ -10,7 +10,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from skdeepclust import FBCC
-from skdeepclust._fbcc import _FBCCLoss, _prototypes
+from skdeepclust._fbcc import _FBCCLoss, _prototypes, _reliable_sums
 from skdeepclust.losses import (
     backward_distillation_loss,
     forward_distillation_loss,
@@ -155,11 +155,18 @@ def test_prototypes_are_normalised_means_of_the_rows_whose_views_agree():
     # views agree on rows 0 (cluster 0), 1 (cluster 1) and 3 (cluster 0); row 2 disagrees.
     c_a = torch.tensor([[5.0, 1, 0], [0, 5, 1], [5, 0, 0], [4, 0, 1]])
     c_b = torch.tensor([[3.0, 1, 0], [0, 2, 1], [0, 5, 0], [9, 0, 1]])
-    protos, clusters = _prototypes(z_a, z_b, c_a, c_b, 3)
+    protos, clusters = _prototypes(*_reliable_sums(z_a, z_b, c_a, c_b, 3))
     assert clusters.tolist() == [0, 1]  # cluster 2: no reliable row, no prototype
     np.testing.assert_allclose(protos[0], [1.0, 0.0], atol=1e-6)  # (1,0)+(1,0)+(3,0)+(1,0)
     np.testing.assert_allclose(protos[1], [0.0, 1.0], atol=1e-6)  # row 2 left out
     np.testing.assert_allclose(protos.norm(dim=1), 1.0, rtol=1e-6)
+    # The fit sums block by block: two blocks give the same prototypes.
+    halves = [_reliable_sums(z_a[r], z_b[r], c_a[r], c_b[r], 3) for r in (slice(0, 2),
+                                                                          slice(2, 4))]
+    blocks, block_clusters = _prototypes(halves[0][0] + halves[1][0],
+                                         halves[0][1] + halves[1][1])
+    assert block_clusters.tolist() == [0, 1]
+    np.testing.assert_allclose(blocks, protos, atol=1e-6)
 
 
 def test_earlier_prototypes_are_the_negatives_of_the_next_task(tasks):
