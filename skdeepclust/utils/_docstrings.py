@@ -86,8 +86,9 @@ SHARED_DOCS = {
     the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` are used as
     given. A device this machine lacks raises a ``ValueError`` in ``fit``.""",
     "accelerator": """accelerator : accelerate.Accelerator, default=None
-    Hugging Face Accelerate's accelerator, to train on several devices at
-    once (launched with ``accelerate launch``): the phases whose loss is an
+    Hugging Face Accelerate's accelerator (``pip install accelerate``), to
+    train on several devices at once (launched with ``accelerate launch``):
+    the phases whose loss is an
     average over rows train data-parallel through skorch's
     :class:`~skorch.hf.AccelerateMixin`, each process on its share of every
     batch; the others train whole batches on every process. Training runs
