@@ -88,12 +88,12 @@ SHARED_DOCS = {
     "accelerator": """accelerator : accelerate.Accelerator, default=None
     Hugging Face Accelerate's accelerator (``pip install accelerate``), to
     train on several devices at once (launched with ``accelerate launch``):
-    the phases whose loss is an
-    average over rows train data-parallel through skorch's
-    :class:`~skorch.hf.AccelerateMixin`, each process on its share of every
-    batch; the others train whole batches on every process. Training runs
-    on the accelerator's device, and every process ends with the same
-    fitted estimator. See the user guide's "Scaling up" page.""",
+    the phases whose loss is an average over rows train data-parallel
+    through skorch's :class:`~skorch.hf.AccelerateMixin`, each process on
+    its share of every batch; the others train whole batches on every
+    process. Training runs on the accelerator's device, and every process
+    ends with the same fitted estimator. See the user guide's "Scaling up"
+    page.""",
     "random_state": """random_state : int, RandomState instance or None, default=None
     Seeds weight initialisation, shuffles, augmentations and k-means. With
     an int, a fit on CPU repeats bit for bit; the caller's global NumPy,
