@@ -14,7 +14,9 @@ global random state.
 * ``_callbacks``: guards, progress bars and scheduled refreshes of targets
   (neighbour graphs, k-means pseudo-labels);
 * ``_nets``: nets with a train step of their own (alternating players,
-  cluster-specific updates, two views).
+  cluster-specific updates, two views);
+* ``_accelerate``: data-parallel phases through skorch's ``AccelerateMixin``
+  (imported only when an estimator has an ``accelerator``).
 """
 
 from skdeepclust._training._callbacks import (
