@@ -20,7 +20,7 @@ from torch import nn
 
 from skdeepclust._autoencoder import resolve_hidden_layer_sizes
 from skdeepclust._network import user_encoder
-from skdeepclust._training import TwoViewNet, batched_apply, evaluating, loss_history, passes_for
+from skdeepclust._training import TwoViewNet, evaluating, loss_history, passes_for
 from skdeepclust.augment import AUGMENTATION_NAMES, neighbor_views
 from skdeepclust.base import BaseDeepClusterer
 from skdeepclust.losses import (
@@ -454,14 +454,22 @@ class C3(BaseDeepClusterer):
                 if len(c3.history) else []
             fitted["net_"] = c3
         module.with_clusters = True
-        with evaluating(module):
-            Z, C = batched_apply(lambda xb: torch.cat(module(xb), dim=1), X).split(
-                [self.embedding_dim, self.n_clusters], dim=1)
-        Z = F.normalize(Z, dim=1)
-        members = F.one_hot(C.argmax(dim=1), self.n_clusters).to(Z.dtype)
-        fitted.update(cluster_centers_=F.normalize(members.T @ Z, dim=1).cpu().numpy(),
+        fitted.update(cluster_centers_=self._centers(module, X).cpu().numpy(),
                       history_=history, n_iter_=len(history["cc"]) + len(history["c3"]))
         return fitted
+
+    def _centers(self, module, X, block=4096):
+        """Unit-norm mean embedding of each head cluster, summed block by block.
+
+        The embeddings of all rows are never held (0.5 GB at a million rows).
+        """
+        sums = 0
+        with evaluating(module), torch.inference_mode():
+            for i in range(0, X.shape[0], block):
+                Z, C = module(X[i:i + block])
+                members = F.one_hot(C.argmax(dim=1), self.n_clusters).to(Z.dtype)
+                sums = sums + members.T @ F.normalize(Z, dim=1)
+        return F.normalize(sums, dim=1)
 
     # ------------------------------------------------------------ inference
 
