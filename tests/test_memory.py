@@ -60,18 +60,17 @@ _CHILD = textwrap.dedent("""
 """)
 
 # Peak memory of each fit above the process before it (the data already resident), measured
-# with this test's child on 2 shared CPU cores (torch 2.13, Linux, SCIPY_ARRAY_API=1 as in the
-# suite): AutoencoderKMeans 16 to 25 MiB, PIPCDR 152 to 154 MiB (its standardised copy of
-# the data, which it trains on, included), 100 MiB with standardize=False (no copy). The
-# PIPCDR bounds add about 50 MiB to the largest figure: less than one more float32 copy of
-# the data (76 MiB). AutoencoderKMeans' bound leaves 100 MiB, as its child once read 103 MiB
-# beside a full test run: it catches two copies or a float64 copy, not a single float32 one.
+# with this test's children on 2 shared CPU cores (torch 2.13, Linux, SCIPY_ARRAY_API=1 as in
+# the suite; one child per case, glibc's mmap threshold fixed): AutoencoderKMeans 35 MiB,
+# PIPCDR 152 to 163 MiB (its standardised copy of the data, which it trains on, included),
+# 99 to 102 MiB with standardize=False (no copy), FBCC 47 to 61 MiB. The PIPCDR bounds add
+# about 40 MiB to the largest figure: less than one more float32 copy of the data (76 MiB).
+# AutoencoderKMeans' bound is from when its reading was noisier (up to 103 MiB, before the
+# fixed threshold): it catches two copies or a float64 copy, not a single float32 one.
 # Measured by hand with copies switched in, the test fails: two float32 copies of X
 # kept through the fit gave PIPCDR 311 MiB and AutoencoderKMeans 240, one float64 copy 306
-# and 191, and inference that joined per-batch outputs with torch.cat (the heap fragmenting
-# between a 1,024-wide encoder's activations) gave AutoencoderKMeans 766 MiB. FBCC closes a
-# task in 80 MiB, block by block; holding the views' embeddings and the 512-wide hidden
-# layer of every row, as it once did, took 719 MiB.
+# and 191. FBCC, holding the views' embeddings and the 512-wide hidden layer of every row to
+# close its task, as it once did, gave 547 MiB.
 _PIPCDR = dict(n_clusters=2, hidden_layer_sizes=(16,), projector_hidden_dim=16,
                predictor_hidden_dim=16, embedding_dim=4, batch_size=1024, max_epochs=1,
                warmup_epochs=0, min_steps=0, n_init=1, n_neighbors=0, random_state=0)
@@ -94,19 +93,30 @@ CASES = {
 def fit_peaks():
     if not sys.platform.startswith("linux"):
         pytest.skip("reads /proc/self/status")
-    code = _CHILD.format(benchmarks=str(ROOT / "benchmarks"), n_rows=N_ROWS,
-                         n_features=N_FEATURES, cases={k: v[:2] for k, v in CASES.items()})
     # A fixed environment: what other tests left in os.environ (allocator or thread
     # settings) must not change the measurement.
     keep = ("PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV", "SCIPY_ARRAY_API")
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.update(PYTHONPATH=os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]), OMP_NUM_THREADS="1",
-               OMP_WAIT_POLICY="PASSIVE")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+               OMP_WAIT_POLICY="PASSIVE",
+               # glibc serves blocks of 4 MiB and more from their own mappings, returned on
+               # free: with its moving default, where earlier fits left the heap decided
+               # whether a batch's activations reused freed memory, and one fit's reading
+               # ranged from 16 to 163 MiB.
+               MALLOC_MMAP_THRESHOLD_=str(4 << 20))
+    # One child per case: memory an earlier case freed but the process kept would let a
+    # later fit grow without raising the peak (it hid FBCC's 450 MiB of whole-data tensors
+    # behind the PIPCDR cases).
+    peaks = {}
+    for case, (name, params, _) in CASES.items():
+        code = _CHILD.format(benchmarks=str(ROOT / "benchmarks"), n_rows=N_ROWS,
+                             n_features=N_FEATURES, cases={case: (name, params)})
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        peaks.update(json.loads(out.stdout.strip().splitlines()[-1]))
+    return peaks
 
 
 @pytest.mark.parametrize("name", list(CASES))
