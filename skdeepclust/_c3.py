@@ -20,7 +20,13 @@ from torch import nn
 
 from skdeepclust._autoencoder import resolve_hidden_layer_sizes
 from skdeepclust._network import user_encoder
-from skdeepclust._training import TwoViewNet, evaluating, loss_history, passes_for
+from skdeepclust._training import (
+    TwoViewNet,
+    batched_sum,
+    evaluating,
+    loss_history,
+    passes_for,
+)
 from skdeepclust.augment import AUGMENTATION_NAMES, neighbor_views
 from skdeepclust.base import BaseDeepClusterer
 from skdeepclust.losses import (
@@ -239,10 +245,7 @@ class C3(BaseDeepClusterer):
         When fitted already, a new :meth:`fit` skips phase 1 and runs phase 2
         again from the fitted networks (on the new ``X``, same features; the
         networks' shapes stay those of the first fit).
-    {device}
-    {accelerator}
-    {random_state}
-    {verbose}
+    {runtime_parameters}
 
     Attributes
     ----------
@@ -458,18 +461,19 @@ class C3(BaseDeepClusterer):
                       history_=history, n_iter_=len(history["cc"]) + len(history["c3"]))
         return fitted
 
-    def _centers(self, module, X, block=4096):
-        """Unit-norm mean embedding of each head cluster, summed block by block.
+    def _centers(self, module, X):
+        """Unit-norm mean embedding of each head cluster, summed batch by batch.
 
         The embeddings of all rows are never held (0.5 GB at a million rows).
         """
-        sums = 0
-        with evaluating(module), torch.inference_mode():
-            for i in range(0, X.shape[0], block):
-                Z, C = module(X[i:i + block])
-                members = F.one_hot(C.argmax(dim=1), self.n_clusters).to(Z.dtype)
-                sums = sums + members.T @ F.normalize(Z, dim=1)
-        return F.normalize(sums, dim=1)
+
+        def member_sums(x, rows):
+            Z, C = module(x)
+            members = F.one_hot(C.argmax(dim=1), self.n_clusters).to(Z.dtype)
+            return members.T @ F.normalize(Z, dim=1)
+
+        with evaluating(module):
+            return F.normalize(batched_sum(member_sums, X), dim=1)
 
     # ------------------------------------------------------------ inference
 

@@ -28,6 +28,7 @@ from skdeepclust._training import (
     TeacherStudentNet,
     TwoViewNet,
     batched_apply,
+    batched_sum,
     continue_phase,
     passes_for,
 )
@@ -43,8 +44,6 @@ from skdeepclust.nn import MLP, mlp_backbone
 from skdeepclust.utils._docstrings import fill_doc
 
 __all__ = ["FBCC"]
-
-_BLOCK = 4096  # rows per block of the passes over a task's data that close it
 
 
 # ----------------------------------------------------------------------------- networks
@@ -203,13 +202,14 @@ def _head_summary(model, head, X, columns=None):
     top, local = used.max(dim=1)
     top = top.double()
     stats = [float(top.mean()), max(float(top.std(unbiased=False)), 1e-6)]
-    # The centroids' sums block by block, the hidden layer computed again: holding it for
+    # The centroids' sums batch by batch, the hidden layer computed again: holding it for
     # all rows would take n x width floats (1 GB at a million rows of width 256).
-    sums = 0
-    for i in range(0, X.shape[0], _BLOCK):
-        H = model.hidden(X[i:i + _BLOCK])
-        sums = sums + F.one_hot(local[i:i + _BLOCK], len(columns)).to(H.dtype).T @ H
-    centroids = F.normalize(sums, dim=1)
+
+    def member_sums(x, rows):
+        H = model.hidden(x)
+        return F.one_hot(local[rows], len(columns)).to(H.dtype).T @ H
+
+    centroids = F.normalize(batched_sum(member_sums, X), dim=1)
     return columns.cpu().numpy(), stats, centroids.cpu().numpy()
 
 
@@ -365,10 +365,7 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
         Probability that an entry is corrupted or masked.
     noise_scale : float, default=0.1
         Noise, in standard deviations of each feature.
-    {device}
-    {accelerator}
-    {random_state}
-    {verbose}
+    {runtime_parameters}
 
     Attributes
     ----------
@@ -762,19 +759,16 @@ class FBCC(ContinualClustererMixin, BaseDeepClusterer):
         offset = sum(len(u) for u in st["_used_columns"])
         if self.use_prototypes:
             views = self._views(X, ctx)
-            sums = counts = 0
-            # no_grad, not inference_mode: the prototypes are used in later tasks' training.
-            # Sums per block of rows: the views' embeddings of all rows are never held.
-            with torch.no_grad():
-                for i in range(0, X.shape[0], _BLOCK):
-                    out = []
-                    for x in views(X[i:i + _BLOCK], None):
-                        h = model.backbone(x)
-                        out += [F.normalize(model.projector(h), dim=1),
-                                head(model.cluster_first(h))]
-                    block_sums, block_counts = _reliable_sums(out[0], out[2], out[1], out[3], k)
-                    sums, counts = sums + block_sums, counts + block_counts
-                protos, clusters = _prototypes(sums, counts)
+
+            def reliable_sums(x, rows):
+                out = []
+                for view in views(x, None):
+                    h = model.backbone(view)
+                    out += [F.normalize(model.projector(h), dim=1), head(model.cluster_first(h))]
+                return _reliable_sums(out[0], out[2], out[1], out[3], k)
+
+            # Sums batch by batch: the views' embeddings of all rows are never held.
+            protos, clusters = _prototypes(*batched_sum(reliable_sums, X))
             rank = {int(c): offset + i for i, c in enumerate(used)}
             keep = [i for i, c in enumerate(clusters.tolist()) if c in rank]
             model.prototypes = torch.cat([model.prototypes, protos[keep]])

@@ -48,7 +48,13 @@ from skdeepclust._training._nets import (
     TeacherStudentNet,
     TwoViewNet,
 )
-from skdeepclust._training._tools import StopTraining, batched_apply, evaluating, stop_phase
+from skdeepclust._training._tools import (
+    StopTraining,
+    batched_apply,
+    batched_sum,
+    evaluating,
+    stop_phase,
+)
 
 __all__ = [
     "IndexedTensorDataset",
@@ -59,6 +65,7 @@ __all__ = [
     "train_phase",
     "continue_phase",
     "batched_apply",
+    "batched_sum",
     "evaluating",
     "loss_history",
     "small_data_batch_size",

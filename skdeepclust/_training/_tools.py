@@ -1,4 +1,4 @@
-"""Small tools of the training layer: deliberate stops, batched inference, eval mode."""
+"""Small tools of the training layer: deliberate stops, batched inference and sums, eval mode."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-__all__ = ["StopTraining", "stop_phase", "batched_apply", "evaluating"]
+__all__ = ["StopTraining", "stop_phase", "batched_apply", "batched_sum", "evaluating"]
 
 
 class StopTraining(KeyboardInterrupt):
@@ -66,6 +66,54 @@ def batched_apply(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
     for i in range(batch_size, n, batch_size):
         out[i:i + batch_size] = fn(X[i:i + batch_size])
     return out
+
+
+def batched_sum(fn: Callable, X: torch.Tensor, batch_size: int = 4096):
+    """Sum of ``fn(X[rows], rows)`` over slices ``rows`` of ``batch_size`` rows, without gradients.
+
+    For statistics over all rows (per-cluster sums of embeddings, counts)
+    whose per-row inputs need not be held for all rows at once: only one
+    batch's are. ``fn`` may return a tensor or a tuple of tensors, summed
+    element by element. With one batch the result is ``fn(X, slice(0, n))``
+    itself, bit for bit.
+
+    Runs under ``torch.no_grad`` (not ``inference_mode``): the sums may enter
+    a later training step.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(x_batch, rows) -> tensor or tuple of tensors``; ``rows`` is the
+        batch's ``slice`` of ``X``, to index per-row arrays alongside.
+    X : torch.Tensor of shape (n_samples, ...)
+        Input rows, on the device ``fn`` expects.
+    batch_size : int, default=4096
+        Rows per call.
+
+    Returns
+    -------
+    total : torch.Tensor or tuple of torch.Tensor
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepclust._training import batched_sum
+    >>> X = torch.arange(5.0)[:, None]
+    >>> batched_sum(lambda x, rows: (x.sum(0), torch.tensor(len(x))), X, batch_size=2)
+    (tensor([10.]), tensor(5))
+    """
+    total = None
+    with torch.no_grad():
+        for i in range(0, X.shape[0], batch_size):
+            rows = slice(i, i + batch_size)
+            part = fn(X[rows], rows)
+            if total is None:
+                total = part
+            elif isinstance(part, tuple):
+                total = tuple(a + b for a, b in zip(total, part))
+            else:
+                total = total + part
+    return total
 
 
 @contextmanager
