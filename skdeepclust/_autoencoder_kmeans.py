@@ -45,10 +45,7 @@ class AutoencoderKMeans(BaseDeepClusterer):
     {pretrain_epochs}
     {n_init}
         k-means clusters the codes once, at the end.
-    {device}
-    {accelerator}
-    {random_state}
-    {verbose}
+    {runtime_parameters}
 
     Attributes
     ----------

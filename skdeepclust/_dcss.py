@@ -307,10 +307,7 @@ class DCSS(BaseDeepClusterer):
         Dissimilarity threshold (warns when ``gamma >= zeta ** 2``).
     {n_init}
         k-means gives the initial centres, on the pretrained codes.
-    {device}
-    {accelerator}
-    {random_state}
-    {verbose}
+    {runtime_parameters}
 
     Attributes
     ----------

@@ -163,10 +163,7 @@ class DML(BaseDeepClusterer):
         other; 1.2 scored higher on the benchmark tables (Notes).
     {n_init}
         k-means gives the base's initial centres, on the pretrained codes.
-    {device}
-    {accelerator}
-    {random_state}
-    {verbose}
+    {runtime_parameters}
 
     Attributes
     ----------

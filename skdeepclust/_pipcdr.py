@@ -371,10 +371,7 @@ class PIPCDR(ContinualClustererMixin, BaseDeepClusterer):
     tol : float, default=0.0
         When > 0, stop once the fraction of pseudo-labels changed (after
         matching) is below ``tol`` at two consecutive k-means refreshes.
-    {device}
-    {accelerator}
-    {random_state}
-    {verbose}
+    {runtime_parameters}
 
     Attributes
     ----------

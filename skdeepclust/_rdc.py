@@ -381,10 +381,7 @@ class RDC(BaseDeepClusterer):
         be unchanged, which is an error).
     {n_init}
         k-means clusters the final codes once.
-    {device}
-    {accelerator}
-    {random_state}
-    {verbose}
+    {runtime_parameters}
 
     Attributes
     ----------

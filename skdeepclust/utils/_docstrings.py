@@ -115,6 +115,9 @@ history_ : dict of str to list of float
 """ + _INPUT_ATTRIBUTES,
     "input_attributes": _INPUT_ATTRIBUTES,
 }
+#: The parameters every estimator ends its list with, in this order.
+SHARED_DOCS["runtime_parameters"] = "\n".join(
+    SHARED_DOCS[key] for key in ("device", "accelerator", "random_state", "verbose"))
 
 
 def fill_doc(**defaults):
