@@ -308,12 +308,17 @@ def _role(name):
     return f":class:`~{module}.{name}`"
 
 
+def _not_there_yet(what, path):
+    """The text of a table whose results file this checkout lacks."""
+    return (GENERATED_NOTE.format(sources=_rel(path) + " (not there yet)")
+            + f"The {what} is filled in from ``benchmarks/cost.py``'s results "
+              f"(``{_rel(path)}``), which this version of the documentation does not have "
+              "yet.\n")
+
+
 def cost_table(cost_path):
     if not Path(cost_path).exists():
-        return (GENERATED_NOTE.format(sources=_rel(cost_path) + " (not there yet)")
-                + "The cost table is filled in from ``benchmarks/cost.py``'s results "
-                  f"(``{_rel(cost_path)}``), which this version of the documentation does "
-                  "not have yet.\n")
+        return _not_there_yet("cost table", cost_path)
     report = json.loads(Path(cost_path).read_text())
     fits = report.get("fits", [])
     names = list(dict.fromkeys(r["estimator"] for r in fits))
@@ -377,10 +382,7 @@ def cost_table(cost_path):
 def scale_table(scale_path):
     """The million-row fits: seconds, peak memory, settings and code of each."""
     if not Path(scale_path).exists():
-        return (GENERATED_NOTE.format(sources=_rel(scale_path) + " (not there yet)")
-                + "The million-row table is filled in from ``benchmarks/cost.py``'s results "
-                  f"(``{_rel(scale_path)}``), which this version of the documentation does "
-                  "not have yet.\n")
+        return _not_there_yet("million-row table", scale_path)
     report = json.loads(Path(scale_path).read_text())
     fits = report["fits"]
 

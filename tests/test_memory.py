@@ -92,7 +92,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def fit_peaks():
     if not sys.platform.startswith("linux"):
-        pytest.skip("reads /proc/self/status")
+        pytest.skip("the peak memory is read from /proc/self/status, which only Linux has")
     # A fixed environment: what other tests left in os.environ (allocator or thread
     # settings) must not change the measurement.
     keep = ("PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV", "SCIPY_ARRAY_API")
